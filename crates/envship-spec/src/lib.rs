@@ -1,0 +1,13 @@
+//! The inputs of envship: `environment.yml` (with conda's semantics and precise error spans),
+//! production target profiles, the optional `envship.toml` project configuration, and the small
+//! progress-reporting trait every stage uses.
+//!
+//! This crate has no network or solver dependencies, so every stage crate can depend on it.
+
+pub mod progress;
+pub mod target;
+pub mod version;
+
+pub use progress::{NoProgress, Progress, ProgressUnit};
+pub use target::{Target, TargetError, TargetOverrides};
+pub use version::DottedVersion;
