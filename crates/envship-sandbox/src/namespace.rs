@@ -1,0 +1,635 @@
+//! The namespace sandbox: a child in new user + mount + PID + network (+ UTS, IPC) namespaces
+//! whose root is a private directory holding read-only binds of a userland.
+//!
+//! Why not fork in-process or re-exec `/proc/self/exe`: the caller may be a multithreaded tokio
+//! process (only async-signal-safe code may run after fork), and `/proc/self/exe` is a test
+//! harness under `cargo test`. So the child is an ordinary `std::process::Command` whose
+//! `pre_exec` hook does everything with raw syscalls on data prepared before the fork:
+//!
+//! 1. `unshare(NEWUSER|NEWNS|NEWPID|NEWNET|NEWUTS|NEWIPC)` and map root inside to the caller;
+//! 2. `fork()`: the first child in the new PID namespace is its init. The intermediate process
+//!    closes every inherited descriptor (so `spawn` returns), waits for that init and exits with
+//!    its status; the init dies with the intermediate (`PR_SET_PDEATHSIG`), and every process of
+//!    the namespace dies with the init — so killing the intermediate kills the whole tree;
+//! 3. the init mounts the new root (binds, `/proc`, `/dev`), `pivot_root`s into it, brings the
+//!    loopback interface up, and returns to `std`, which execs the runner.
+//!
+//! Failures inside the child are reported through a pipe as (step index, errno) pairs so the
+//! error names the mount that failed, not just an errno.
+
+use std::{
+    ffi::{CString, OsStr},
+    io,
+    os::{
+        fd::{AsRawFd, OwnedFd},
+        unix::{ffi::OsStrExt, process::CommandExt},
+    },
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::SandboxError;
+
+/// One setup operation, with every string allocated before the fork.
+#[derive(Debug)]
+enum Op {
+    /// Bind `src` on `dst` (recursively), then make it read-only unless it is a device.
+    Bind {
+        src: CString,
+        dst: CString,
+        read_only: bool,
+    },
+    /// Mount a tmpfs with `data` options.
+    Tmpfs { dst: CString, data: CString },
+    /// Mount a fresh procfs (needs the new PID namespace).
+    Proc { dst: CString },
+    /// Create a directory (inside a tmpfs mounted by an earlier op).
+    Mkdir { path: CString, mode: libc::mode_t },
+    /// Create an empty file to bind a device or file on.
+    Touch { path: CString },
+    /// Create a symlink.
+    Symlink { target: CString, link: CString },
+}
+
+impl Op {
+    fn describe(&self) -> String {
+        let s = |c: &CString| c.to_string_lossy().into_owned();
+        match self {
+            Op::Bind { src, dst, .. } => format!("bind-mount {} at {}", s(src), s(dst)),
+            Op::Tmpfs { dst, .. } => format!("mount a tmpfs at {}", s(dst)),
+            Op::Proc { dst } => format!("mount /proc at {}", s(dst)),
+            Op::Mkdir { path, .. } => format!("create directory {}", s(path)),
+            Op::Touch { path } => format!("create mount point {}", s(path)),
+            Op::Symlink { target, link } => format!("create symlink {} -> {}", s(link), s(target)),
+        }
+    }
+}
+
+// Step codes below 0 are the fixed steps around the op list.
+const STEP_UNSHARE: i32 = -1;
+const STEP_SETGROUPS: i32 = -2;
+const STEP_UID_MAP: i32 = -3;
+const STEP_GID_MAP: i32 = -4;
+const STEP_FORK: i32 = -5;
+const STEP_PRIVATE: i32 = -6;
+const STEP_ROOT_BIND: i32 = -7;
+const STEP_PIVOT: i32 = -8;
+const STEP_LOOPBACK: i32 = -9;
+const STEP_PDEATHSIG: i32 = -10;
+
+/// The sandbox's file system, as a list of operations on the host path of the new root.
+#[derive(Debug)]
+pub(crate) struct MountPlan {
+    root: CString,
+    ops: Vec<Op>,
+}
+
+impl MountPlan {
+    /// A plan for a new root at `root` (an existing, empty host directory).
+    pub(crate) fn new(root: &Path) -> Result<Self, SandboxError> {
+        Ok(Self {
+            root: cstr(root)?,
+            ops: Vec::new(),
+        })
+    }
+
+    fn inside(&self, path: &Path) -> Result<CString, SandboxError> {
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        let root = Path::new(OsStr::from_bytes(self.root.as_bytes()));
+        cstr(&root.join(rel))
+    }
+
+    /// Bind host `src` read-only at `dst` (a path inside the sandbox). The mount point must be
+    /// created first (`mkdir` / `touch`).
+    pub(crate) fn bind_ro(&mut self, src: &Path, dst: &Path) -> Result<(), SandboxError> {
+        let op = Op::Bind {
+            src: cstr(src)?,
+            dst: self.inside(dst)?,
+            read_only: true,
+        };
+        self.ops.push(op);
+        Ok(())
+    }
+
+    pub(crate) fn tmpfs(&mut self, dst: &Path, data: &str) -> Result<(), SandboxError> {
+        let op = Op::Tmpfs {
+            dst: self.inside(dst)?,
+            data: CString::new(data).map_err(|_| nul_error(Path::new(data)))?,
+        };
+        self.ops.push(op);
+        Ok(())
+    }
+
+    pub(crate) fn proc(&mut self, dst: &Path) -> Result<(), SandboxError> {
+        let op = Op::Proc {
+            dst: self.inside(dst)?,
+        };
+        self.ops.push(op);
+        Ok(())
+    }
+
+    pub(crate) fn mkdir(&mut self, path: &Path, mode: u32) -> Result<(), SandboxError> {
+        let op = Op::Mkdir {
+            path: self.inside(path)?,
+            mode: mode as libc::mode_t,
+        };
+        self.ops.push(op);
+        Ok(())
+    }
+
+    pub(crate) fn touch(&mut self, path: &Path) -> Result<(), SandboxError> {
+        let op = Op::Touch {
+            path: self.inside(path)?,
+        };
+        self.ops.push(op);
+        Ok(())
+    }
+
+    pub(crate) fn symlink(&mut self, target: &Path, link: &Path) -> Result<(), SandboxError> {
+        let op = Op::Symlink {
+            target: cstr(target)?,
+            link: self.inside(link)?,
+        };
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// The standard `/proc`, minimal `/dev` (null, zero, full, random, urandom, tty, shm, fd).
+    pub(crate) fn proc_and_dev(&mut self) -> Result<(), SandboxError> {
+        self.proc(Path::new("/proc"))?;
+        self.tmpfs(Path::new("/dev"), "mode=0755")?;
+        for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+            let host = Path::new("/dev").join(dev);
+            if host.exists() {
+                self.touch(&host)?;
+                self.bind_ro_dev(&host)?;
+            }
+        }
+        self.mkdir(Path::new("/dev/shm"), 0o1777)?;
+        self.tmpfs(Path::new("/dev/shm"), "mode=1777")?;
+        self.symlink(Path::new("/proc/self/fd"), Path::new("/dev/fd"))?;
+        for (i, name) in ["stdin", "stdout", "stderr"].iter().enumerate() {
+            self.symlink(
+                &PathBuf::from(format!("/proc/self/fd/{i}")),
+                &Path::new("/dev").join(name),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Device nodes stay writable (writing to /dev/null must work): a plain bind.
+    fn bind_ro_dev(&mut self, host: &Path) -> Result<(), SandboxError> {
+        // A bind of a device node keeps the host mount's flags; read-only would break
+        // `> /dev/null`, so devices are bound without the read-only step.
+        let op = Op::Bind {
+            src: cstr(host)?,
+            dst: self.inside(host)?,
+            read_only: false,
+        };
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// The `Command` that runs `program args` inside the sandbox.
+    pub(crate) fn command(
+        self,
+        program: &str,
+        args: &[String],
+    ) -> Result<(Command, OwnedFd), SandboxError> {
+        let (diag_read, diag_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Setup {
+                step: "create a pipe".into(),
+                source: e.into(),
+            })?;
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let child = ChildSetup {
+            uid_map: CString::new(format!("0 {uid} 1\n")).map_err(|_| nul_error(Path::new("")))?,
+            gid_map: CString::new(format!("0 {gid} 1\n")).map_err(|_| nul_error(Path::new("")))?,
+            plan: self,
+            diag_fd: diag_write.as_raw_fd(),
+            diag_owner: Some(diag_write),
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        let mut child = child;
+        // SAFETY: the hook only issues raw syscalls on memory allocated before the fork (see
+        // `ChildSetup::run`), which is what is allowed between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || child.run());
+        }
+        Ok((cmd, diag_read))
+    }
+}
+
+/// Everything the child needs, owned by the `pre_exec` closure.
+struct ChildSetup {
+    uid_map: CString,
+    gid_map: CString,
+    plan: MountPlan,
+    diag_fd: libc::c_int,
+    /// Keeps the pipe's write end open until the closure (the Command) is dropped.
+    #[allow(dead_code)]
+    diag_owner: Option<OwnedFd>,
+}
+
+fn last_errno() -> i32 {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+impl ChildSetup {
+    fn fail(&self, step: i32, errno: i32) -> io::Error {
+        let mut buf = [0u8; 8];
+        buf[..4].copy_from_slice(&step.to_ne_bytes());
+        buf[4..].copy_from_slice(&errno.to_ne_bytes());
+        // SAFETY: write(2) on our own pipe with a stack buffer.
+        unsafe {
+            libc::write(self.diag_fd, buf.as_ptr().cast(), buf.len());
+        }
+        io::Error::from_raw_os_error(errno)
+    }
+
+    /// Runs in the forked child. Only syscalls, no allocation, no locks.
+    fn run(&mut self) -> io::Result<()> {
+        // SAFETY (whole function): raw syscalls with pointers into CStrings and stack buffers
+        // that outlive each call.
+        unsafe {
+            let flags = libc::CLONE_NEWUSER
+                | libc::CLONE_NEWNS
+                | libc::CLONE_NEWPID
+                | libc::CLONE_NEWNET
+                | libc::CLONE_NEWUTS
+                | libc::CLONE_NEWIPC;
+            if libc::unshare(flags) != 0 {
+                return Err(self.fail(STEP_UNSHARE, last_errno()));
+            }
+            write_file(c"/proc/self/setgroups", b"deny")
+                .map_err(|e| self.fail(STEP_SETGROUPS, e))?;
+            write_file(c"/proc/self/uid_map", self.uid_map.as_bytes())
+                .map_err(|e| self.fail(STEP_UID_MAP, e))?;
+            write_file(c"/proc/self/gid_map", self.gid_map.as_bytes())
+                .map_err(|e| self.fail(STEP_GID_MAP, e))?;
+            // The intermediate process dies with the caller, and the init with it.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(self.fail(STEP_PDEATHSIG, last_errno()));
+            }
+            let pid = libc::fork();
+            if pid < 0 {
+                return Err(self.fail(STEP_FORK, last_errno()));
+            }
+            if pid > 0 {
+                intermediate(pid);
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(self.fail(STEP_PDEATHSIG, last_errno()));
+            }
+            self.setup_root()
+        }
+    }
+
+    unsafe fn setup_root(&mut self) -> io::Result<()> {
+        // SAFETY: see `run`.
+        unsafe {
+            let none = std::ptr::null::<libc::c_char>();
+            if libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(self.fail(STEP_PRIVATE, last_errno()));
+            }
+            let root = self.plan.root.as_ptr();
+            if libc::mount(
+                root,
+                root,
+                none,
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(self.fail(STEP_ROOT_BIND, last_errno()));
+            }
+            for (i, op) in self.plan.ops.iter().enumerate() {
+                if let Err(errno) = run_op(op) {
+                    return Err(self.fail(i as i32, errno));
+                }
+            }
+            if libc::chdir(root) != 0
+                || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0
+                || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0
+                || libc::chdir(c"/".as_ptr()) != 0
+            {
+                return Err(self.fail(STEP_PIVOT, last_errno()));
+            }
+            loopback_up().map_err(|e| self.fail(STEP_LOOPBACK, e))?;
+            let host = b"envship-sandbox";
+            libc::sethostname(host.as_ptr().cast(), host.len());
+            Ok(())
+        }
+    }
+}
+
+/// The process left in the caller's PID namespace: wait for the namespace's init and exit with
+/// its status. Never returns.
+unsafe fn intermediate(pid: libc::pid_t) -> ! {
+    // SAFETY: raw syscalls only.
+    unsafe {
+        // Close the exec-error pipe of `std` and our diagnostics pipe, so the parent sees EOF on
+        // them once the init has exec'd; the stdio pipes stay with the init.
+        libc::close_range(3, libc::c_uint::MAX, 0);
+        let mut status = 0;
+        loop {
+            let r = libc::waitpid(pid, &mut status, 0);
+            if r == pid {
+                break;
+            }
+            if r < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(70);
+            }
+        }
+        if libc::WIFEXITED(status) {
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+        if libc::WIFSIGNALED(status) {
+            let sig = libc::WTERMSIG(status);
+            // Re-raise the init's signal so the caller sees it, without a core dump of ours.
+            let no_core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            libc::signal(sig, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, sig);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::kill(libc::getpid(), sig);
+            libc::_exit(128 + sig);
+        }
+        libc::_exit(70)
+    }
+}
+
+unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
+    // SAFETY: raw syscalls with valid pointers.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(last_errno());
+        }
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        let errno = last_errno();
+        libc::close(fd);
+        if n != data.len() as isize {
+            return Err(errno);
+        }
+        Ok(())
+    }
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+unsafe fn run_op(op: &Op) -> Result<(), i32> {
+    // SAFETY: raw syscalls with pointers into CStrings owned by the op.
+    unsafe {
+        let none = std::ptr::null::<libc::c_char>();
+        let ok = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(last_errno()) };
+        match op {
+            Op::Bind {
+                src,
+                dst,
+                read_only,
+            } => {
+                ok(libc::mount(
+                    src.as_ptr(),
+                    dst.as_ptr(),
+                    none,
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ))?;
+                if *read_only {
+                    make_read_only(dst)
+                } else {
+                    Ok(())
+                }
+            }
+            Op::Tmpfs { dst, data } => ok(libc::mount(
+                c"tmpfs".as_ptr(),
+                dst.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                data.as_ptr().cast(),
+            )),
+            Op::Proc { dst } => ok(libc::mount(
+                c"proc".as_ptr(),
+                dst.as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            )),
+            Op::Mkdir { path, mode } => {
+                if libc::mkdir(path.as_ptr(), *mode) != 0 && last_errno() != libc::EEXIST {
+                    return Err(last_errno());
+                }
+                // mkdir applies the umask; the sticky /dev/shm needs its exact mode.
+                ok(libc::chmod(path.as_ptr(), *mode))
+            }
+            Op::Touch { path } => {
+                let fd = libc::open(
+                    path.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                    0o644,
+                );
+                if fd < 0 {
+                    return Err(last_errno());
+                }
+                libc::close(fd);
+                Ok(())
+            }
+            Op::Symlink { target, link } => ok(libc::symlink(target.as_ptr(), link.as_ptr())),
+        }
+    }
+}
+
+/// Read-only, recursively: `mount_setattr` (Linux 5.12+), else a remount that keeps the flags
+/// the kernel locks in a user namespace (nosuid, nodev, noexec, atime).
+unsafe fn make_read_only(dst: &CString) -> Result<(), i32> {
+    // SAFETY: raw syscalls with valid pointers.
+    unsafe {
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let r = libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        );
+        if r == 0 {
+            return Ok(());
+        }
+        let errno = last_errno();
+        if errno != libc::ENOSYS {
+            return Err(errno);
+        }
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(dst.as_ptr(), &mut st) != 0 {
+            return Err(last_errno());
+        }
+        let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+        for (st_flag, ms_flag) in [
+            (libc::ST_NOSUID, libc::MS_NOSUID),
+            (libc::ST_NODEV, libc::MS_NODEV),
+            (libc::ST_NOEXEC, libc::MS_NOEXEC),
+            (libc::ST_NOATIME, libc::MS_NOATIME),
+            (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+            (libc::ST_RELATIME, libc::MS_RELATIME),
+        ] {
+            if st.f_flag & st_flag != 0 {
+                flags |= ms_flag;
+            }
+        }
+        let none = std::ptr::null::<libc::c_char>();
+        if libc::mount(none, dst.as_ptr(), none, flags, std::ptr::null()) != 0 {
+            return Err(last_errno());
+        }
+        Ok(())
+    }
+}
+
+/// `ip link set lo up`, with an ioctl.
+unsafe fn loopback_up() -> Result<(), i32> {
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    // SAFETY: raw syscalls with a stack buffer of the kernel's struct ifreq size.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(last_errno());
+        }
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        req.name[0] = b'l';
+        req.name[1] = b'o';
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req as *mut IfReq) != 0 {
+            let e = last_errno();
+            libc::close(fd);
+            return Err(e);
+        }
+        req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        let r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &mut req as *mut IfReq);
+        let e = last_errno();
+        libc::close(fd);
+        if r != 0 {
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// Turns what the child reported on the diagnostics pipe into an error naming the step.
+pub(crate) fn diagnose(report: &[u8], ops_desc: &[String]) -> Option<SandboxError> {
+    if report.len() < 8 {
+        return None;
+    }
+    let step = i32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
+    let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+    let source = io::Error::from_raw_os_error(errno);
+    let step = match step {
+        STEP_UNSHARE => return Some(SandboxError::UserNamespacesUnavailable { source }),
+        STEP_SETGROUPS => "write /proc/self/setgroups".to_string(),
+        STEP_UID_MAP => "map root inside to the caller (/proc/self/uid_map)".to_string(),
+        STEP_GID_MAP => "map the caller's group (/proc/self/gid_map)".to_string(),
+        STEP_FORK => "fork the namespace's init".to_string(),
+        STEP_PRIVATE => "make the mount tree private".to_string(),
+        STEP_ROOT_BIND => "bind the new root onto itself".to_string(),
+        STEP_PIVOT => "pivot_root into the new root".to_string(),
+        STEP_LOOPBACK => "bring the loopback interface up".to_string(),
+        STEP_PDEATHSIG => "set the parent-death signal".to_string(),
+        i if i >= 0 => ops_desc
+            .get(i as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("step {i}")),
+        i => format!("step {i}"),
+    };
+    Some(SandboxError::Setup { step, source })
+}
+
+impl MountPlan {
+    /// Descriptions of the ops, by index, for [`diagnose`].
+    pub(crate) fn describe_ops(&self) -> Vec<String> {
+        self.ops.iter().map(Op::describe).collect()
+    }
+}
+
+fn cstr(p: &Path) -> Result<CString, SandboxError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| nul_error(p))
+}
+
+fn nul_error(p: &Path) -> SandboxError {
+    SandboxError::Setup {
+        step: format!("path {} contains a NUL byte", p.display()),
+        source: io::Error::from(io::ErrorKind::InvalidInput),
+    }
+}
+
+/// Whether this process can create the namespaces (a quick probe, used by tests and `doctor`).
+pub fn namespaces_available() -> Result<(), SandboxError> {
+    let tmp = tempfile::tempdir().map_err(|e| SandboxError::io("create temp dir", "", e))?;
+    let mut plan = MountPlan::new(tmp.path())?;
+    let descs = plan.describe_ops();
+    plan.ops.clear();
+    let (mut cmd, diag) = plan.command("/bin/true", &[])?;
+    // The probe's root is an empty directory: exec must fail there, after the setup succeeded.
+    let result = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    drop(cmd);
+    let report = read_all(diag);
+    if let Some(err) = diagnose(&report, &descs) {
+        return Err(err);
+    }
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(SandboxError::Spawn {
+            program: "the namespace probe".into(),
+            source: e,
+        }),
+    }
+}
+
+pub(crate) fn read_all(fd: OwnedFd) -> Vec<u8> {
+    use std::io::Read;
+    let mut f = std::fs::File::from(fd);
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    buf
+}

@@ -1,0 +1,8 @@
+//! Integration tests of envship-sandbox: real archives, real namespaces, real processes.
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
+
+mod container;
+mod fixtures;
+mod namespace;
+mod rootfs;
+mod unisolated;
