@@ -4,5 +4,6 @@
 mod container;
 mod fixtures;
 mod namespace;
+mod packed;
 mod rootfs;
 mod unisolated;
