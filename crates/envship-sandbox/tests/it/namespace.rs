@@ -297,3 +297,57 @@ pub fn which(prog: &str) -> Option<std::path::PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// With user namespaces disabled (max_user_namespaces=0 inside a user namespace of our own, so
+/// the host is untouched), the error says what to do.
+#[test]
+fn disabled_user_namespaces_give_a_clear_error() {
+    if std::env::var_os("ENVSHIP_SANDBOX_INNER").is_some() {
+        let p = Project::new("exit 0\n", &env_files(&[]));
+        let err = envship_sandbox::run_test(
+            &p.options(Isolation::Namespace),
+            &envship_sandbox::NoProgress,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, SandboxError::UserNamespacesUnavailable { .. }),
+            "{err:?}"
+        );
+        let report = format!("{:?}", miette::Report::new(err));
+        assert!(report.contains("user.max_user_namespaces"), "{report}");
+        assert!(report.contains("--isolation"), "{report}");
+        assert!(envship_sandbox::namespaces_available().is_err());
+        eprintln!("INNER-OK");
+        return;
+    }
+    if !namespaces_or_skip("disabled_user_namespaces_give_a_clear_error") {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c"])
+        .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" --exact namespace::disabled_user_namespaces_give_a_clear_error --nocapture")
+        .arg(&exe)
+        .env("ENVSHIP_SANDBOX_INNER", "1")
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("SKIP disabled_user_namespaces_give_a_clear_error: cannot run unshare: {e}");
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("max_user_namespaces: Permission denied") {
+        eprintln!(
+            "SKIP disabled_user_namespaces_give_a_clear_error: cannot lower the limit: {stderr}"
+        );
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains("INNER-OK"), "{stderr}");
+}
