@@ -27,3 +27,6 @@ pub mod retry;
 
 pub use github::{publish_release, GithubClient, GithubConfig, ReleaseReport};
 pub use retry::RetryPolicy;
+pub mod deploy;
+
+pub use deploy::{deploy, rollback, DeployError, DeployOptions, DeployOutcome, RollbackOptions};

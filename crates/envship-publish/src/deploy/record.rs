@@ -1,0 +1,204 @@
+//! `ROOT/.envship/deployments.jsonl`: one JSON object per line, appended, never rewritten.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::error::DeployError;
+
+/// One deployment or rollback attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// When it finished (UTC).
+    #[serde(with = "rfc3339")]
+    pub time: DateTime<Utc>,
+    /// `deploy` or `rollback`.
+    pub action: String,
+    /// Who ran it (login name, else uid).
+    pub user: String,
+    /// On which host.
+    pub host: String,
+    /// Environment name (the directory under ROOT).
+    pub name: String,
+    /// Version deployed or rolled back to.
+    pub version: String,
+    /// sha256 of the archive (`None` for rollbacks).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Change ticket.
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// The version `current` pointed at before.
+    #[serde(default)]
+    pub previous: Option<String>,
+    /// `success`, `test-failed` or `failed`.
+    pub result: String,
+    /// The error, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where the archive came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The test log, when `--test` ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_log: Option<PathBuf>,
+    /// envship version that did it.
+    #[serde(default)]
+    pub envship_version: String,
+}
+
+mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Record {
+    /// A record stamped now, by this user on this host.
+    pub fn now(action: &str, name: &str, version: &str, result: &str) -> Self {
+        Self {
+            time: Utc::now(),
+            action: action.into(),
+            user: current_user(),
+            host: host_name(),
+            name: name.into(),
+            version: version.into(),
+            sha256: None,
+            ticket: None,
+            previous: None,
+            result: result.into(),
+            error: None,
+            source: None,
+            test_log: None,
+            envship_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    /// `2026-11-26T12:00:00Z`.
+    pub fn time_string(&self) -> String {
+        self.time.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+}
+
+/// The log file of a root.
+pub fn log_path(root: &Path) -> PathBuf {
+    root.join(super::STATE_DIR).join("deployments.jsonl")
+}
+
+/// Append a record with one `write` of the whole line (O_APPEND), then fsync, so concurrent
+/// writers and a kill never interleave or tear a line that was reported written.
+pub fn append(root: &Path, record: &Record) -> Result<(), DeployError> {
+    let path = log_path(root);
+    let mut line = serde_json::to_vec(record).map_err(|e| DeployError::Io {
+        action: "serializing a record for",
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(DeployError::io("opening", &path))?;
+    f.write_all(&line)
+        .map_err(DeployError::io("appending to", &path))?;
+    f.sync_all().map_err(DeployError::io("syncing", &path))?;
+    Ok(())
+}
+
+/// Every record in the log, oldest first; an absent log is empty. A last line without its
+/// newline (a writer killed mid-write) is skipped; any other bad line is an error naming it.
+pub fn read(root: &Path) -> Result<Vec<Record>, DeployError> {
+    let path = log_path(root);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DeployError::io("reading", &path)(e)),
+    };
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(_) if !complete && i + 1 == lines.len() => {
+                tracing::warn!(
+                    "{}:{}: ignoring an incomplete last line",
+                    path.display(),
+                    i + 1
+                );
+            }
+            Err(source) => {
+                return Err(DeployError::BadRecord {
+                    path,
+                    line: i + 1,
+                    source,
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Login name of the real user, else `$USER`, else the uid.
+pub fn current_user() -> String {
+    let uid = nix::unistd::getuid();
+    if let Ok(Some(u)) = nix::unistd::User::from_uid(uid) {
+        return u.name;
+    }
+    std::env::var("USER").unwrap_or_else(|_| uid.to_string())
+}
+
+/// This host's name.
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_torn_last_line() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join(super::super::STATE_DIR)).expect("mkdir");
+        let mut r = Record::now("deploy", "env", "1.0", "success");
+        r.ticket = Some("CHG-1".into());
+        append(d.path(), &r).expect("append");
+        append(d.path(), &r).expect("append");
+        let back = read(d.path()).expect("read");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].ticket.as_deref(), Some("CHG-1"));
+        assert_eq!(back[0].time_string(), r.time_string());
+        let p = log_path(d.path());
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .expect("open");
+        f.write_all(b"{\"time\":\"20").expect("write");
+        assert_eq!(read(d.path()).expect("torn line skipped").len(), 2);
+        f.write_all(b"\n{}\n").expect("write");
+        let err = read(d.path()).expect_err("bad line");
+        assert!(err.to_string().contains("deployments.jsonl:3"), "{err}");
+    }
+}
