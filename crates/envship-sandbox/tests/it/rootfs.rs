@@ -180,3 +180,54 @@ fn docker_save_tarball_of_bullseye() {
         "one cached unpack"
     );
 }
+
+/// The static audit for a glibc 2.31 target and the run in the glibc 2.31 userland agree: the
+/// binary built on glibc 2.36 is rejected by both, the static one accepted by both.
+#[test]
+fn audit_verdict_for_glibc_2_31_agrees_with_the_bullseye_run() {
+    let Some(rootfs) =
+        bullseye_or_skip("audit_verdict_for_glibc_2_31_agrees_with_the_bullseye_run")
+    else {
+        return;
+    };
+    let Some((dynamic, fixed)) = programs() else {
+        return;
+    };
+    let target = envship_spec::Target::builtin("rhel8")
+        .unwrap()
+        .with_overrides(&envship_spec::TargetOverrides {
+            glibc: Some("2.31".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    for (name, bytes) in [("needs234", &dynamic), ("static-hello", &fixed)] {
+        let files = env_files(&[(&format!("bin/{name}"), 0o755, bytes)]);
+        // The audit looks at the files the archive holds.
+        let prefix = tempfile::tempdir().unwrap();
+        for (path, mode, content) in &files {
+            let dst = prefix.path().join(path);
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            std::fs::write(&dst, content).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        let mut audit_opts = envship_audit::AuditOptions::new(target.clone());
+        audit_opts.build_prefix = Some(String::new());
+        let report = envship_audit::audit(prefix.path(), &audit_opts, &envship_sandbox::NoProgress)
+            .unwrap_or_else(|e| panic!("audit: {:?}", miette::Report::new(e)));
+
+        let p = Project::new(&format!("set -e\n{name}\n"), &files);
+        let mut opts = p.options(Isolation::Namespace);
+        opts.rootfs = Some(RootfsSource::Dir(rootfs.clone()));
+        let (outcome, lines) = run(&opts);
+        assert_eq!(
+            report.passed(),
+            outcome.passed,
+            "{name}: audit passed={} ({:?}), run: {} {lines:?}",
+            report.passed(),
+            report.findings,
+            outcome.summary()
+        );
+        assert_eq!(outcome.passed, name == "static-hello", "{name}");
+    }
+}
