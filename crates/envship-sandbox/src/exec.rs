@@ -126,6 +126,14 @@ pub(crate) fn run_streaming(
             timed_out = true;
             kill_tree(kill, child.id());
             let _ = child.kill();
+            let note = format!(
+                "envship: timed out after {} s: killed the test's whole process tree",
+                timeout.as_secs_f64()
+            );
+            if !pending.is_empty() {
+                emit(b"\n", &mut pending, log, false);
+            }
+            emit(format!("{note}\n").as_bytes(), &mut pending, log, false);
         }
         if let Some(at) = exited_at {
             if reader_done {

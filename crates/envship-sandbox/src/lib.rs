@@ -423,9 +423,8 @@ fn run_namespace(
         .envs(sandbox_env(opts, Path::new(SANDBOX_HOME)));
 
     let mut log = LogFile::create(&opts.log_path)?;
-    progress.start("test", None, envship_spec::ProgressUnit::Items);
+    // No progress bar for the run itself: the streamed output is the progress.
     let ran = run_streaming(cmd, &KillMode::Child, opts.timeout, log.writer(), on_line)?;
-    progress.finish("test");
     let result = match ran {
         Ok(r) => r,
         Err(e) => {

@@ -155,6 +155,11 @@ fn timeout_kills_the_whole_tree() {
     let left = host_processes_with("987.65");
     assert!(left.is_empty(), "left running: {left:?}");
     assert!(outcome.summary().contains("timed out"));
+    let log = std::fs::read_to_string(&opts.log_path).unwrap();
+    assert!(
+        log.contains("started\nenvship: timed out after 2 s"),
+        "{log}"
+    );
 }
 
 #[test]
