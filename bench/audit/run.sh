@@ -16,9 +16,14 @@ SRC=${SRC:-/usr/lib/x86_64-linux-gnu}
 RUNS=${RUNS:-3}
 JOBS=$(nproc)
 
-if [[ -z "${ENVSHIP:-}" ]]; then
-  (cd "$ROOT" && cargo build --release -p envship --quiet)
-  ENVSHIP=${CARGO_TARGET_DIR:-$ROOT/target}/release/envship
+# AUDIT="cmd ..." runs instead of `envship audit` (e.g. the library's example front end:
+# AUDIT="target/release/examples/audit_tree"), for when the full CLI cannot be built.
+if [[ -z "${AUDIT:-}" ]]; then
+  if [[ -z "${ENVSHIP:-}" ]]; then
+    (cd "$ROOT" && cargo build --release -p envship --quiet)
+    ENVSHIP=${CARGO_TARGET_DIR:-$ROOT/target}/release/envship
+  fi
+  AUDIT="$ENVSHIP -q audit"
 fi
 command -v readelf >/dev/null || { echo "readelf not found (apt-get install binutils)" >&2; exit 1; }
 
@@ -41,14 +46,14 @@ time_cmd() {
   local i t0 t1
   for ((i = 0; i < RUNS; i++)); do
     t0=$(now)
-    "$@" > /dev/null 2>&1 || true
+    "$@" 2> /dev/null > /dev/null || true
     t1=$(now)
     awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}'
   done | median
 }
 
-envship_full() { "$ENVSHIP" -q audit "$PREFIX" --target host --json -o "$WORK/report.json"; }
-envship_headers() { "$ENVSHIP" -q audit "$PREFIX" --target host --build-prefix '' --json; }
+envship_full() { $AUDIT "$PREFIX" --target host --json > "$WORK/report.json"; }
+envship_headers() { $AUDIT "$PREFIX" --target host --build-prefix '' --json; }
 readelf_par() { find "$PREFIX" -type f -print0 | xargs -0 -P "$JOBS" -n 64 readelf -V -d -n --wide; }
 readelf_one() { find "$PREFIX" -type f -print0 | xargs -0 -n 64 readelf -V -d -n --wide; }
 

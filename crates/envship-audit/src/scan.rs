@@ -229,6 +229,26 @@ impl<'a> Tree<'a> {
         dirs
     }
 
+    /// RPATH/RUNPATH entries that point outside the prefix (or use tokens other than
+    /// `$ORIGIN`), which the audit cannot follow.
+    fn outside_dirs(&self, info: &ElfInfo) -> Vec<String> {
+        let (list, kind) = if info.runpath.is_empty() {
+            (&info.rpath, "RPATH")
+        } else {
+            (&info.runpath, "RUNPATH")
+        };
+        list.iter()
+            .filter(|e| {
+                let e = e.replace("${ORIGIN}", "$ORIGIN");
+                match e.strip_prefix("$ORIGIN") {
+                    Some(rest) => rest.contains('$'),
+                    None => e.contains('$') || self.absolute_to_rel(&e).is_none(),
+                }
+            })
+            .map(|e| format!("{kind} {e}"))
+            .collect()
+    }
+
     fn find(&self, rel: &str, info: &ElfInfo, soname: &str) -> Provider<'a> {
         if soname.contains('/') {
             // A path in DT_NEEDED is used as is, relative to the working directory: it cannot
@@ -380,6 +400,15 @@ impl Ctx<'_> {
                         )
                     })
                     .unwrap_or_default();
+                let outside = self.tree.outside_dirs(info);
+                let elsewhere = if outside.is_empty() {
+                    elsewhere
+                } else {
+                    format!(
+                        "{elsewhere}; not checked: {} (outside the prefix: the target's own directories)",
+                        outside.join(", ")
+                    )
+                };
                 let mut f = Finding::new(
                     Severity::Error,
                     Check::Linkage,

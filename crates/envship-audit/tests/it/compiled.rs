@@ -153,6 +153,23 @@ fn missing_dso_fails_naming_the_file_and_rpath_origin_resolves() {
         origin.contains("RUNPATH $ORIGIN/../private → private/"),
         "{origin}"
     );
+
+    // An absolute RUNPATH outside the prefix is the target's business: named as not checked.
+    compile(
+        "gcc",
+        src,
+        "c",
+        &root.join("bin/prog-abs"),
+        &[&bl, "-lgone", "-Wl,-rpath,/opt/site/lib"],
+    );
+    let report = audit_for(root, "host");
+    let abs = errors(&report)
+        .into_iter()
+        .find(|f| f.path == "bin/prog-abs")
+        .unwrap()
+        .message
+        .clone();
+    assert!(abs.contains("not checked: RUNPATH /opt/site/lib"), "{abs}");
 }
 
 const ABI_NOTE: &str = r#"
