@@ -445,7 +445,8 @@ fn plan_actions(
     previous: Option<&str>,
     actions: &mut Vec<String>,
 ) -> Result<(), DeployError> {
-    let env_dir = opts.root.join(name);
+    let env_dir =
+        std::path::absolute(opts.root.join(name)).unwrap_or_else(|_| opts.root.join(name));
     let dest = env_dir.join(version);
     if dest.exists() && !opts.force {
         return Err(DeployError::Exists { path: dest });
@@ -540,9 +541,9 @@ fn deploy_locked(
 ) -> Result<PathBuf, DeployError> {
     let env_dir = opts.root.join(name);
     std::fs::create_dir_all(&env_dir).map_err(DeployError::io("creating", &env_dir))?;
-    let env_dir = env_dir
-        .canonicalize()
-        .map_err(DeployError::io("resolving", &env_dir))?;
+    // Absolute but not canonical: the environment is relocated to the path users reach it by
+    // (often a symlink or automount), not to wherever that resolves today.
+    let env_dir = std::path::absolute(&env_dir).map_err(DeployError::io("resolving", &env_dir))?;
     clean_leftovers(&env_dir, actions);
     let previous = current_version(&opts.root, name)?;
     rec.previous = previous.clone();

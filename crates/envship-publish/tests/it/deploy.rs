@@ -554,3 +554,17 @@ fn kill_9_at_every_step_leaves_current_complete() {
         }
     }
 }
+
+#[test]
+fn relocates_to_the_root_as_given_not_its_resolved_path() {
+    let dist = tempfile::tempdir().unwrap();
+    let real = tempfile::tempdir().unwrap();
+    let links = tempfile::tempdir().unwrap();
+    let root = links.path().join("sw");
+    std::os::unix::fs::symlink(real.path(), &root).unwrap();
+    let a = packed_env(dist.path(), "e", "1", GOOD_TEST, rhel6());
+    deploy::deploy(&opts(&a, &root), &NoProgress).unwrap();
+    let hello = std::fs::read_to_string(real.path().join("e/1/bin/hello")).unwrap();
+    let expected = format!("hello from {}", root.join("e/1").display());
+    assert!(hello.contains(&expected), "{hello}");
+}
