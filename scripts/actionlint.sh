@@ -124,6 +124,39 @@ yaml.safe_dump(wf, open(out, "w"), sort_keys=False, width=1000)
 print(f"{path}: structure ok ({len(inputs)} inputs, {len(outputs)} outputs, {len(steps)} steps)")
 PY
 
+# Behaviour of the input-resolution step (the original action's ENVIRONMENT_NAME/TEST_FILE
+# contract), run for real with bash in a scratch project.
+"$venv/bin/python" - "$repo/action.yml" > "$work/resolve.sh" <<'PY'
+import sys, yaml
+steps = yaml.safe_load(open(sys.argv[1]))["runs"]["steps"]
+run = next(s["run"] for s in steps if s.get("id") == "inputs")
+assert "${{" not in run, "the resolve step must read inputs from env only"
+print(run)
+PY
+resolve_case() { # expect(ok|fail) ENVIRONMENT_NAME TEST_FILE test-script publish ref-type [grep]
+  local expect="$1" out rc
+  shift
+  out="$(cd "$work/proj" && : > "$work/out" && env -i PATH="$PATH" GITHUB_OUTPUT="$work/out" \
+    ${1:+ENVIRONMENT_NAME="$1"} ${2:+TEST_FILE="$2"} IN_ENV_FILE=environment.yml \
+    IN_TEST_SCRIPT="$3" IN_PUBLISH="$4" REF_TYPE="$5" bash "$work/resolve.sh" 2>&1)" && rc=0 || rc=$?
+  if { [ "$expect" = ok ] && [ "$rc" -ne 0 ]; } || { [ "$expect" = fail ] && [ "$rc" -eq 0 ]; } \
+    || { [ -n "${6:-}" ] && ! grep -q -- "$6" <(echo "$out"; cat "$work/out"); }; then
+    echo "FAIL  resolve step: expected $expect for ENVIRONMENT_NAME='$1' TEST_FILE='$2' test-script='$3' publish='$4' ref='$5' ${6:+(want '$6')}: $out"
+    return 1
+  fi
+}
+mkdir -p "$work/proj"
+printf 'name: my-env\nchannels: [conda-forge]\ndependencies: [python]\n' > "$work/proj/environment.yml"
+echo 'python -c 1' > "$work/proj/run-test.sh"
+resolve_ok=0
+resolve_case ok "" "" "" auto branch "publish=false" &&
+  resolve_case ok my-env run-test.sh "" auto tag "script=run-test.sh" &&
+  resolve_case ok "" "" "" auto tag "publish=true" &&
+  resolve_case fail other-env "" "" auto branch "has name: 'my-env'" &&
+  resolve_case fail "" missing.sh "" auto branch "missing.sh" &&
+  resolve_case fail "" "" nope.sh false branch "nope.sh" &&
+  resolve_case fail "" "" "" sometimes branch "publish must be" || resolve_ok=1
+
 files=("$work/action-as-workflow.yml")
 for f in "$repo"/examples/workflows/*.yml "$repo"/.github/workflows/*.yml; do
   [ -f "$f" ] && files+=("$f")
@@ -156,5 +189,11 @@ for f in "${files[@]}"; do
     echo "$out" | sed "s|$work/action-as-workflow.yml|action.yml(as workflow)|"
   fi
 done
+if [ "$resolve_ok" -eq 0 ]; then
+  passed=$((passed + 1))
+  echo "ok    action.yml input resolution (ENVIRONMENT_NAME/TEST_FILE contract, 7 cases)"
+else
+  failed=$((failed + 1))
+fi
 echo "actionlint: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
