@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# bench/pack/run.sh — conda-pack 0.9.2 vs envship pack/unpack, same prefix, same machine, same run.
+#
+# Usage: bench/pack/run.sh [SIZE_MB (default 1100)] [RUNS (default 3)]
+#   ENVSHIP=/path/to/envship   use this envship binary (default: target/release/envship if it
+#                              exists, else a release build of a tiny driver over envship-pack)
+#   BENCH_WORK=DIR             scratch dir (default /work/targets/bench-pack)
+#   CONDAPACK_VENV=DIR         venv for conda-pack (default /work/targets/venv-condapack)
+#
+# The prefix: fixture packages installed by rattler (examples/install_fixtures.rs), plus copies
+# of real system files (/usr/lib/x86_64-linux-gnu, a python stdlib, …) up to SIZE_MB, registered
+# in conda-meta/bench-data-1.0-0.json so both tools treat them as conda-managed.
+# Prints median wall time, CPU (user+sys), peak RSS and size per tool and setting, and ratios.
+set -euo pipefail
+
+SIZE_MB=${1:-1100}
+RUNS=${2:-3}
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${BENCH_WORK:-/work/targets/bench-pack}
+VENV=${CONDAPACK_VENV:-/work/targets/venv-condapack}
+PREFIX=$WORK/prefix-$SIZE_MB
+NPROC=$(nproc)
+LEVEL=4
+mkdir -p "$WORK"
+
+# --- conda-pack -------------------------------------------------------------------------------
+if [ ! -x "$VENV/bin/conda-pack" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "conda-pack==0.9.2" zstandard
+fi
+
+# --- envship ----------------------------------------------------------------------------------
+if [ -z "${ENVSHIP:-}" ]; then
+    if [ -x "$REPO/target/release/envship" ]; then
+        ENVSHIP=$REPO/target/release/envship
+    else
+        # A release driver over the library only (the full CLI pulls the rattler stack).
+        DRV=$WORK/driver
+        mkdir -p "$DRV/src"
+        cat >"$DRV/Cargo.toml" <<EOF
+[package]
+name = "envship-pack-bench"
+version = "0.0.0"
+edition = "2021"
+[dependencies]
+envship-pack = { path = "$REPO/crates/envship-pack" }
+envship-spec = { path = "$REPO/crates/envship-spec" }
+[profile.release]
+lto = "thin"
+codegen-units = 4
+[workspace]
+EOF
+        cat >"$DRV/src/main.rs" <<'EOF'
+// envship pack/unpack with the CLI's flags that the bench uses.
+use std::path::PathBuf;
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| a.iter().position(|x| x == name).map(|i| a[i + 1].clone());
+    let p = envship_spec::NoProgress;
+    match a[1].as_str() {
+        "pack" => {
+            let o = envship_pack::PackOptions {
+                prefix: flag("--prefix").unwrap().into(),
+                output: flag("-o").map(PathBuf::from),
+                name: "bench".into(),
+                version: "1".into(),
+                format: flag("--format").unwrap().parse().unwrap(),
+                compress_level: flag("--compress-level").map(|l| l.parse().unwrap()),
+                jobs: flag("-j").map_or(0, |j| j.parse().unwrap()),
+                force: true,
+                ..Default::default()
+            };
+            envship_pack::pack(&o, &p).unwrap();
+        }
+        "unpack" => {
+            let o = envship_pack::UnpackOptions { force: true, ..Default::default() };
+            envship_pack::unpack(a[2].as_ref(), a[3].as_ref(), &o, &p).unwrap();
+        }
+        _ => panic!("pack|unpack"),
+    }
+}
+EOF
+        (cd "$DRV" && CARGO_TARGET_DIR=$WORK/driver-target cargo build --release -q)
+        ENVSHIP=$WORK/driver-target/release/envship-pack-bench
+    fi
+fi
+echo "envship: $ENVSHIP"
+
+# --- the prefix -------------------------------------------------------------------------------
+if [ ! -f "$PREFIX/conda-meta/bench-data-1.0-0.json" ]; then
+    rm -rf "$PREFIX" "$PREFIX.pkgs"
+    (cd "$REPO" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target} cargo run -q --release -p envship-pack --example install_fixtures -- "$PREFIX")
+    python3 - "$PREFIX" "$SIZE_MB" <<'EOF'
+import json, os, shutil, sys, sysconfig
+prefix, size_mb = sys.argv[1], int(sys.argv[2])
+sources = ["/usr/lib/x86_64-linux-gnu", sysconfig.get_paths()["stdlib"], "/usr/lib/python3",
+           "/usr/share/doc", "/usr/lib/gcc", "/usr/share/perl", "/usr/libexec", "/usr/share/locale"]
+budget = size_mb * 1024 * 1024
+files, total, n = [], 0, 0
+while total < budget:
+    for src in sources:
+        if total >= budget:
+            break
+        if not os.path.isdir(src):
+            continue
+        dst_rel = "lib/bench/%d%s" % (n, src)
+        for dirpath, dirnames, filenames in os.walk(src):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, src)
+            out_dir = os.path.normpath(os.path.join(prefix, dst_rel, rel_dir))
+            os.makedirs(out_dir, exist_ok=True)
+            for f in sorted(filenames):
+                s = os.path.join(dirpath, f)
+                d = os.path.join(out_dir, f)
+                rel = os.path.relpath(d, prefix)
+                if os.path.islink(s):
+                    t = os.readlink(s)
+                    if t.startswith("/"):
+                        continue  # absolute links point outside the prefix: leave them out
+                    os.symlink(t, d)
+                    files.append({"_path": rel, "path_type": "softlink"})
+                elif os.path.isfile(s):
+                    try:
+                        shutil.copy2(s, d)
+                    except OSError:
+                        continue
+                    sz = os.path.getsize(d)
+                    total += sz
+                    files.append({"_path": rel, "path_type": "hardlink", "size_in_bytes": sz})
+            if total >= budget:
+                break
+    n += 1
+rec = {"name": "bench-data", "version": "1.0", "build": "0", "build_number": 0, "subdir": "linux-64",
+       "channel": "local", "depends": [], "files": [f["_path"] for f in files],
+       "paths_data": {"paths_version": 1, "paths": files}}
+with open(os.path.join(prefix, "conda-meta", "bench-data-1.0-0.json"), "w") as fh:
+    json.dump(rec, fh)
+print("prefix: %d files, %.0f MB" % (len(files), total / 1e6))
+EOF
+fi
+du -sh "$PREFIX"
+
+# --- measuring --------------------------------------------------------------------------------
+# run NAME CMD...: RUNS times under /usr/bin/time; records median wall, cpu, rss.
+declare -A WALL CPU RSS SIZE
+run() {
+    local name=$1; shift
+    local walls=() cpus=() rsss=()
+    for _ in $(seq "$RUNS"); do
+        sync
+        if [ -n "${PRE:-}" ]; then eval "$PRE"; fi
+        /usr/bin/time -f "%e %U %S %M" -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/err.txt" || {
+            echo "FAILED: $name: $*" >&2; cat "$WORK/err.txt" >&2; return 1; }
+        read -r w u s m <"$WORK/time.txt"
+        walls+=("$w"); cpus+=("$(echo "$u + $s" | bc)"); rsss+=("$m")
+    done
+    WALL[$name]=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n "$(( (RUNS + 1) / 2 ))p")
+    CPU[$name]=$(printf '%s\n' "${cpus[@]}" | sort -g | sed -n "$(( (RUNS + 1) / 2 ))p")
+    RSS[$name]=$(printf '%s\n' "${rsss[@]}" | sort -g | sed -n "$(( (RUNS + 1) / 2 ))p")
+}
+
+OUT=$WORK/out
+mkdir -p "$OUT"
+rows=()
+for fmt in tar.gz tar.zst; do
+    for j in 1 "$NPROC"; do
+        cp_out=$OUT/cp-$j.$fmt
+        es_out=$OUT/es-$j.$fmt
+        run "cp $fmt j$j" "$VENV/bin/conda-pack" -p "$PREFIX" -o "$cp_out" --format "$fmt" \
+            --compress-level $LEVEL -j "$j" --force --quiet
+        SIZE["cp $fmt j$j"]=$(stat -c %s "$cp_out")
+        run "es $fmt j$j" "$ENVSHIP" pack --prefix "$PREFIX" -o "$es_out" --format "$fmt" \
+            --compress-level $LEVEL -j "$j"
+        SIZE["es $fmt j$j"]=$(stat -c %s "$es_out")
+        rows+=("$fmt j$j")
+    done
+done
+
+# unpack: conda-pack's flow (tar -xf + its conda-unpack, with the venv's python) vs envship's
+# flow without envship (tar -xf + sh bin/conda-unpack: perl) vs envship unpack.
+U=$WORK/unpacked
+PRE="rm -rf $U; mkdir -p $U"
+run "cp unpack tar.gz" sh -c "tar -xzf $OUT/cp-$NPROC.tar.gz -C $U && $VENV/bin/python $U/bin/conda-unpack"
+run "es unpack tar.gz" sh -c "tar -xzf $OUT/es-$NPROC.tar.gz -C $U && sh $U/bin/conda-unpack"
+run "esn unpack tar.gz" "$ENVSHIP" unpack "$OUT/es-$NPROC.tar.gz" "$U"
+run "cp unpack tar.zst" sh -c "tar -I zstd -xf $OUT/cp-$NPROC.tar.zst -C $U && $VENV/bin/python $U/bin/conda-unpack"
+run "es unpack tar.zst" sh -c "tar -I zstd -xf $OUT/es-$NPROC.tar.zst -C $U && sh $U/bin/conda-unpack"
+run "esn unpack tar.zst" "$ENVSHIP" unpack "$OUT/es-$NPROC.tar.zst" "$U"
+PRE=
+rm -rf "$U"
+
+# --- table ------------------------------------------------------------------------------------
+ratio() { echo "scale=2; $1 / $2" | bc; }
+echo
+echo "prefix: $(du -sh "$PREFIX" | cut -f1), $(find "$PREFIX" -type f | wc -l) files; level $LEVEL; $RUNS runs, medians; $NPROC cores"
+printf '%-12s | %9s %9s %8s %11s | %9s %9s %8s %11s | %7s %6s %6s\n' \
+    "pack" "cp wall" "cp cpu" "cp MB" "cp size" "es wall" "es cpu" "es MB" "es size" "speedup" "cpu÷" "size±%"
+for r in "${rows[@]}"; do
+    c="cp $r"; e="es $r"
+    printf '%-12s | %8ss %8ss %8d %11d | %8ss %8ss %8d %11d | %6sx %5sx %6s\n' "$r" \
+        "${WALL[$c]}" "${CPU[$c]}" $((RSS[$c] / 1024)) "${SIZE[$c]}" \
+        "${WALL[$e]}" "${CPU[$e]}" $((RSS[$e] / 1024)) "${SIZE[$e]}" \
+        "$(ratio "${WALL[$c]}" "${WALL[$e]}")" "$(ratio "${CPU[$c]}" "${CPU[$e]}")" \
+        "$(echo "scale=2; (${SIZE[$e]} - ${SIZE[$c]}) * 100 / ${SIZE[$c]}" | bc)"
+done
+echo
+printf '%-10s | %-34s | %-34s | %-34s\n' "unpack" "conda-pack: tar + conda-unpack(py)" "envship archive: tar + sh conda-unpack" "envship unpack"
+for f in tar.gz tar.zst; do
+    printf '%-10s | %8ss cpu %7ss %6d MB | %8ss cpu %7ss %6d MB | %8ss cpu %7ss %6d MB  (%sx vs conda-pack)\n' "$f" \
+        "${WALL[cp unpack $f]}" "${CPU[cp unpack $f]}" $((RSS[cp unpack $f] / 1024)) \
+        "${WALL[es unpack $f]}" "${CPU[es unpack $f]}" $((RSS[es unpack $f] / 1024)) \
+        "${WALL[esn unpack $f]}" "${CPU[esn unpack $f]}" $((RSS[esn unpack $f] / 1024)) \
+        "$(ratio "${WALL[cp unpack $f]}" "${WALL[esn unpack $f]}")"
+done

@@ -1,0 +1,42 @@
+//! Relocatable, reproducible archives of conda environments: envship's `pack` stage, the
+//! `unpack` used by `envship unpack`, the sandboxed test and deploy, and the relocation rules.
+//!
+//! **Archive layout** (conda-pack compatible): the environment at the archive root (or under
+//! `arcroot`), plus generated `bin/activate`, `bin/deactivate`, `bin/conda-unpack` and the
+//! relocation list `share/envship/relocate.txt` (see [`relocate`]). On the target nothing but
+//! `tar`, `sh` and the environment's python or the system perl is needed:
+//! `mkdir env && tar -xf X.tar.gz -C env && source env/bin/activate && conda-unpack`.
+//! `conda-unpack` may be run again after moving the environment.
+//!
+//! **Relocation data** comes from the prefix itself: `conda-meta/*.json` says which files hold
+//! a placeholder and whether text or binary; files no package owns (pip) and conda files whose
+//! size changed are scanned for the build prefix (binary if they contain a NUL byte).
+//!
+//! **Reproducible bytes**: entries sorted by name; every entry has mtime `SOURCE_DATE_EPOCH`
+//! (else [`DEFAULT_EPOCH`], 1980-01-01, the earliest zip can store), uid/gid 0, empty user and
+//! group names, mode 0755 (directories and files with any execute bit) or 0644 (symlinks 0777);
+//! gzip blocks and zstd's multithreaded mode do not depend on the thread count. Consequence:
+//! `.pyc` files whose source mtime no longer matches are recompiled by Python on import.
+//!
+//! **Bounded memory**: files are streamed; only files rewritten for `--dest-prefix` are held
+//! whole. Parallel gzip keeps at most 2 × threads blocks of 1 MiB in flight.
+//!
+//! **Safe output**: written to a temp file in the output directory and renamed; `.sha256`
+//! (sha256sum format) and `.manifest.json` ([`Manifest`]) sidecars beside it.
+
+mod error;
+pub mod manifest;
+mod pack;
+mod pgzip;
+mod prefix;
+pub mod relocate;
+pub mod scripts;
+mod unpack;
+
+pub use error::{PackError, Result};
+pub use manifest::{Manifest, ManifestTarget, RelocationSummary};
+pub use pack::{default_file_name, pack, Format, PackOptions, PackOutput, DEFAULT_EPOCH};
+pub use pgzip::ParGzWriter;
+pub use prefix::{CondaPackage, PipPackage};
+pub use relocate::{relocate, RelocateOutput, RelocationList, RELOCATION_LIST};
+pub use unpack::{unpack, UnpackOptions, UnpackOutput};

@@ -1,0 +1,623 @@
+//! Reading an installed prefix: the conda package records in `conda-meta/*.json` (which files
+//! carry which placeholder, in which mode), pip's `*.dist-info`, and the file tree with its
+//! hardlinks and symlinks. No package cache is needed.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fs,
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::{Path, PathBuf},
+};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{PackError, Result},
+    relocate::{RelocEntry, RelocMode},
+};
+
+/// A conda package installed in the prefix, as recorded in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CondaPackage {
+    /// Package name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Build string.
+    pub build: String,
+    /// Channel (URL or name) it came from, if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Subdir (`linux-64`, `noarch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdir: Option<String>,
+    /// sha256 of the package archive, if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// License, if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+}
+
+/// A Python distribution installed by pip (or another non-conda installer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipPackage {
+    /// `Name:` from METADATA.
+    pub name: String,
+    /// `Version:` from METADATA.
+    pub version: String,
+    /// Content of INSTALLER (`pip`, `uv`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer: Option<String>,
+    /// `url` from direct_url.json (VCS, local path or archive installs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_url: Option<String>,
+    /// Installed with `pip install -e`.
+    #[serde(default)]
+    pub editable: bool,
+    /// The dist-info directory, relative to the prefix.
+    pub dist_info: String,
+    /// Number of files RECORD lists.
+    #[serde(default)]
+    pub files: usize,
+}
+
+#[derive(Deserialize)]
+struct RecordJson {
+    name: String,
+    version: String,
+    build: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    subdir: Option<String>,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    license: Option<String>,
+    #[serde(default)]
+    files: Vec<String>,
+    #[serde(default)]
+    paths_data: Option<PathsData>,
+}
+
+#[derive(Deserialize)]
+struct PathsData {
+    #[serde(default)]
+    paths: Vec<PathEntry>,
+}
+
+#[derive(Deserialize)]
+struct PathEntry {
+    #[serde(rename = "_path")]
+    path: String,
+    #[serde(default)]
+    path_type: Option<String>,
+    #[serde(default)]
+    prefix_placeholder: Option<String>,
+    #[serde(default)]
+    file_mode: Option<String>,
+    #[serde(default)]
+    size_in_bytes: Option<u64>,
+}
+
+/// What kind of tree entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Dir,
+    File {
+        size: u64,
+        exec: bool,
+    },
+    Symlink(Vec<u8>),
+    /// A second name of a file already stored (relative path of the first).
+    Hardlink(Vec<u8>),
+}
+
+/// One path of the prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    /// Relative path bytes (`/`-separated).
+    pub rel: Vec<u8>,
+    pub kind: Kind,
+}
+
+/// Everything `pack` needs to know about a prefix.
+pub(crate) struct Scan {
+    pub root: PathBuf,
+    pub entries: Vec<Entry>,
+    pub conda: Vec<CondaPackage>,
+    pub pip: Vec<PipPackage>,
+    pub relocs: BTreeMap<Vec<u8>, RelocEntry>,
+    pub env_vars: BTreeMap<String, String>,
+    pub missing: BTreeMap<String, Vec<String>>,
+    pub modified: BTreeMap<String, Vec<String>>,
+}
+
+/// Files we generate: the prefix's own copies are replaced.
+pub(crate) const GENERATED: &[&str] = &[
+    "bin/activate",
+    "bin/deactivate",
+    "bin/conda-unpack",
+    crate::relocate::RELOCATION_LIST,
+];
+
+pub(crate) struct Filter {
+    exclude: globset::GlobSet,
+    include: globset::GlobSet,
+}
+
+impl Filter {
+    pub fn new(exclude: &[String], include: &[String]) -> Result<Self> {
+        let build = |globs: &[String]| -> Result<globset::GlobSet> {
+            let mut b = globset::GlobSetBuilder::new();
+            for g in globs {
+                let glob = globset::GlobBuilder::new(g)
+                    .literal_separator(false)
+                    .build()
+                    .map_err(|source| PackError::BadGlob {
+                        glob: g.clone(),
+                        source,
+                    })?;
+                b.add(glob);
+            }
+            b.build().map_err(|source| PackError::BadGlob {
+                glob: globs.join(" "),
+                source,
+            })
+        };
+        Ok(Self {
+            exclude: build(exclude)?,
+            include: build(include)?,
+        })
+    }
+
+    /// Excluded when the path or one of its parent directories matches an exclude glob and the
+    /// path does not match an include glob.
+    fn excluded(&self, rel: &str) -> bool {
+        if self.exclude.is_empty() {
+            return false;
+        }
+        let mut hit = self.exclude.is_match(rel);
+        let mut p = rel;
+        while !hit {
+            match p.rfind('/') {
+                Some(i) => {
+                    p = &p[..i];
+                    hit = self.exclude.is_match(p);
+                }
+                None => break,
+            }
+        }
+        hit && !self.include.is_match(rel)
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Read every `conda-meta/*.json`.
+fn read_records(root: &Path) -> Result<Vec<(PathBuf, RecordJson)>> {
+    let meta = root.join("conda-meta");
+    if !meta.is_dir() {
+        return Err(PackError::NotAPrefix {
+            prefix: root.to_path_buf(),
+        });
+    }
+    let mut files: Vec<PathBuf> = fs::read_dir(&meta)
+        .map_err(PackError::io("listing", &meta))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_par_iter()
+        .map(|p| {
+            let text = fs::read(&p).map_err(PackError::io("reading", &p))?;
+            let rec: RecordJson =
+                serde_json::from_slice(&text).map_err(|source| PackError::BadRecord {
+                    path: p.clone(),
+                    source,
+                })?;
+            Ok((p, rec))
+        })
+        .collect()
+}
+
+fn read_env_vars(root: &Path) -> BTreeMap<String, String> {
+    #[derive(Deserialize)]
+    struct State {
+        #[serde(default)]
+        env_vars: BTreeMap<String, String>,
+    }
+    let p = root.join("conda-meta/state");
+    match fs::read(&p) {
+        Ok(b) => match serde_json::from_slice::<State>(&b) {
+            Ok(s) => s.env_vars,
+            Err(e) => {
+                tracing::warn!("ignoring {}: {e}", p.display());
+                BTreeMap::new()
+            }
+        },
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+fn header_value<'a>(metadata: &'a str, key: &str) -> Option<&'a str> {
+    metadata
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            l.strip_prefix(key)
+                .and_then(|r| r.strip_prefix(':'))
+                .map(str::trim)
+        })
+}
+
+fn read_pip(root: &Path, owned: &BTreeSet<Vec<u8>>) -> Vec<PipPackage> {
+    let mut out = Vec::new();
+    let Ok(lib) = fs::read_dir(root.join("lib")) else {
+        return out;
+    };
+    let mut site_dirs: Vec<PathBuf> = lib
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().as_bytes().starts_with(b"python"))
+        .map(|e| e.path().join("site-packages"))
+        .filter(|p| p.is_dir())
+        .collect();
+    site_dirs.sort();
+    for site in site_dirs {
+        let Ok(rd) = fs::read_dir(&site) else {
+            continue;
+        };
+        let mut dists: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "dist-info") && p.is_dir())
+            .collect();
+        dists.sort();
+        for d in dists {
+            let rel = d
+                .strip_prefix(root)
+                .unwrap_or(&d)
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+            let mut meta_rel = rel.clone();
+            meta_rel.extend_from_slice(b"/METADATA");
+            let installer = fs::read_to_string(d.join("INSTALLER"))
+                .ok()
+                .map(|s| s.trim().to_string());
+            if owned.contains(&meta_rel) || installer.as_deref() == Some("conda") {
+                continue; // a conda package's own dist-info
+            }
+            let Ok(metadata) = fs::read_to_string(d.join("METADATA")) else {
+                tracing::warn!(
+                    "{}: no readable METADATA, not listed as a pip package",
+                    d.display()
+                );
+                continue;
+            };
+            let name = header_value(&metadata, "Name")
+                .unwrap_or_default()
+                .to_string();
+            let version = header_value(&metadata, "Version")
+                .unwrap_or_default()
+                .to_string();
+            let files = fs::read_to_string(d.join("RECORD"))
+                .map(|r| r.lines().filter(|l| !l.trim().is_empty()).count())
+                .unwrap_or(0);
+            let (mut direct_url, mut editable) = (None, false);
+            if let Ok(b) = fs::read(d.join("direct_url.json")) {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                    direct_url = v.get("url").and_then(|u| u.as_str()).map(String::from);
+                    editable = v
+                        .pointer("/dir_info/editable")
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(false);
+                }
+            }
+            out.push(PipPackage {
+                name,
+                version,
+                installer,
+                direct_url,
+                editable,
+                dist_info: lossy(&rel),
+                files,
+            });
+        }
+    }
+    out
+}
+
+/// Scan a file for `needle`: `Some(binary?)` when found.
+fn scan_file(path: &Path, needle: &[u8]) -> Result<Option<RelocMode>> {
+    use std::io::Read;
+    let mut f = fs::File::open(path).map_err(PackError::io("reading", path))?;
+    let finder = memchr::memmem::Finder::new(needle);
+    let keep = needle.len().saturating_sub(1);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut filled = 0;
+    let (mut found, mut nul) = (false, false);
+    loop {
+        let n = f
+            .read(&mut buf[filled..])
+            .map_err(PackError::io("reading", path))?;
+        if n == 0 {
+            break;
+        }
+        let chunk_start = filled;
+        filled += n;
+        nul = nul || memchr::memchr(0, &buf[chunk_start..filled]).is_some();
+        found = found || finder.find(&buf[..filled]).is_some();
+        if found && nul {
+            break;
+        }
+        if filled == buf.len() {
+            let k = keep.min(filled);
+            buf.copy_within(filled - k..filled, 0);
+            filled = k;
+        }
+    }
+    Ok(found.then_some(if nul {
+        RelocMode::Binary
+    } else {
+        RelocMode::Text
+    }))
+}
+
+/// Scan the prefix. `build_prefix` is the string installed files contain.
+pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<Scan> {
+    let records = read_records(root)?;
+    let mut owned: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut relocs: BTreeMap<Vec<u8>, RelocEntry> = BTreeMap::new();
+    let mut conda = Vec::new();
+    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut modified: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut check_again: Vec<Vec<u8>> = Vec::new();
+    for (_, rec) in &records {
+        let pkg = format!("{}-{}-{}", rec.name, rec.version, rec.build);
+        let paths: Vec<PathEntry> = match &rec.paths_data {
+            Some(pd) if !pd.paths.is_empty() => pd
+                .paths
+                .iter()
+                .map(|p| PathEntry {
+                    path: p.path.clone(),
+                    path_type: p.path_type.clone(),
+                    prefix_placeholder: p.prefix_placeholder.clone(),
+                    file_mode: p.file_mode.clone(),
+                    size_in_bytes: p.size_in_bytes,
+                })
+                .collect(),
+            _ => rec
+                .files
+                .iter()
+                .map(|f| PathEntry {
+                    path: f.clone(),
+                    path_type: None,
+                    prefix_placeholder: None,
+                    file_mode: None,
+                    size_in_bytes: None,
+                })
+                .collect(),
+        };
+        for p in paths {
+            let rel = p.path.as_bytes().to_vec();
+            owned.insert(rel.clone());
+            if p.path_type.as_deref() == Some("directory") {
+                continue;
+            }
+            let full = root.join(&p.path);
+            let md = match fs::symlink_metadata(&full) {
+                Ok(md) => md,
+                Err(_) => {
+                    missing.entry(pkg.clone()).or_default().push(p.path.clone());
+                    continue;
+                }
+            };
+            if let Some(ph) = &p.prefix_placeholder {
+                let mode = match p.file_mode.as_deref() {
+                    Some("binary") => RelocMode::Binary,
+                    _ => RelocMode::Text,
+                };
+                let capacity = match mode {
+                    RelocMode::Binary => ph.len().max(build_prefix.len()),
+                    RelocMode::Text => 0,
+                };
+                relocs.insert(
+                    rel.clone(),
+                    RelocEntry {
+                        path: rel,
+                        mode,
+                        capacity,
+                    },
+                );
+            } else if md.file_type().is_file() {
+                if let Some(size) = p.size_in_bytes {
+                    if size != md.len() {
+                        modified
+                            .entry(pkg.clone())
+                            .or_default()
+                            .push(p.path.clone());
+                        check_again.push(rel);
+                    }
+                }
+            }
+        }
+        conda.push(CondaPackage {
+            name: rec.name.clone(),
+            version: rec.version.clone(),
+            build: rec.build.clone(),
+            channel: rec.channel.clone(),
+            subdir: rec.subdir.clone(),
+            sha256: rec.sha256.clone(),
+            license: rec.license.clone(),
+        });
+    }
+    conda.sort_by(|a, b| (&a.name, &a.version, &a.build).cmp(&(&b.name, &b.version, &b.build)));
+
+    // Walk the tree.
+    let mut entries = Vec::new();
+    let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let mut walked = Vec::new();
+    for item in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
+        let item = item.map_err(|e| {
+            let path = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| root.to_path_buf());
+            PackError::Io {
+                action: "walking",
+                path,
+                source: e.into(),
+            }
+        })?;
+        let rel = item.path().strip_prefix(root).unwrap_or(item.path());
+        let rel_b = rel.as_os_str().as_bytes().to_vec();
+        walked.push((rel_b, item));
+    }
+    walked.sort_by(|a, b| a.0.cmp(&b.0));
+    for (rel, item) in walked {
+        let rel_s = lossy(&rel);
+        if rel == b"CACHEDIR.TAG" && !owned.contains(&rel) {
+            continue; // rattler's marker, not part of the environment
+        }
+        if GENERATED.iter().any(|g| g.as_bytes() == rel.as_slice()) {
+            continue;
+        }
+        if filter.excluded(&rel_s) {
+            continue;
+        }
+        let md = item
+            .path()
+            .symlink_metadata()
+            .map_err(PackError::io("reading metadata of", item.path()))?;
+        let ft = md.file_type();
+        let kind = if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            let target =
+                fs::read_link(item.path()).map_err(PackError::io("reading link", item.path()))?;
+            let mut t = target.as_os_str().as_bytes().to_vec();
+            // An absolute link into the build prefix would dangle after a move: make it relative.
+            let bp = build_prefix.as_bytes();
+            if t.starts_with(bp) && (t.len() == bp.len() || t[bp.len()] == b'/') {
+                let inside = &t[bp.len()..]
+                    .strip_prefix(b"/")
+                    .unwrap_or(&t[bp.len()..])
+                    .to_vec();
+                let depth = rel.iter().filter(|&&b| b == b'/').count();
+                let mut r = b"../".repeat(depth);
+                r.extend_from_slice(inside);
+                if r.is_empty() {
+                    r = b".".to_vec();
+                }
+                t = r;
+            }
+            Kind::Symlink(t)
+        } else if ft.is_file() {
+            let key = (md.dev(), md.ino());
+            if md.nlink() > 1 {
+                if let Some(first) = inodes.get(&key) {
+                    entries.push(Entry {
+                        rel,
+                        kind: Kind::Hardlink(first.clone()),
+                    });
+                    continue;
+                }
+                inodes.insert(key, rel.clone());
+            }
+            Kind::File {
+                size: md.len(),
+                exec: md.mode() & 0o111 != 0,
+            }
+        } else {
+            tracing::warn!(
+                "skipping {} (not a file, directory or symlink)",
+                item.path().display()
+            );
+            continue;
+        };
+        entries.push(Entry { rel, kind });
+    }
+
+    // Files no package owns (pip installs, generated files), and owned files that changed, may
+    // contain the build prefix: find out from their content.
+    let needle = build_prefix.as_bytes();
+    let check_again: BTreeSet<Vec<u8>> = check_again.into_iter().collect();
+    let to_scan: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::File { .. }))
+        .filter(|e| {
+            (!owned.contains(&e.rel) || check_again.contains(&e.rel))
+                && !relocs.contains_key(&e.rel)
+        })
+        .collect();
+    let found: Vec<Result<Option<RelocEntry>>> = to_scan
+        .par_iter()
+        .map(|e| {
+            let p = root.join(std::ffi::OsStr::from_bytes(&e.rel));
+            Ok(scan_file(&p, needle)?.map(|mode| RelocEntry {
+                path: e.rel.clone(),
+                mode,
+                capacity: if mode == RelocMode::Binary {
+                    needle.len()
+                } else {
+                    0
+                },
+            }))
+        })
+        .collect();
+    for f in found {
+        if let Some(r) = f? {
+            relocs.insert(r.path.clone(), r);
+        }
+    }
+    // Relocation entries only for files that are packed (not excluded, not symlinks).
+    let packed: BTreeSet<&[u8]> = entries
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::File { .. }))
+        .map(|e| e.rel.as_slice())
+        .collect();
+    relocs.retain(|k, _| packed.contains(k.as_slice()));
+
+    let pip = read_pip(root, &owned);
+    let env_vars = read_env_vars(root);
+    Ok(Scan {
+        root: root.to_path_buf(),
+        entries,
+        conda,
+        pip,
+        relocs,
+        env_vars,
+        missing,
+        modified,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_headers() {
+        let m = "Metadata-Version: 2.1\nName: MarkupSafe\nVersion: 2.1.5\n\nName: not-this\n";
+        assert_eq!(header_value(m, "Name"), Some("MarkupSafe"));
+        assert_eq!(header_value(m, "Version"), Some("2.1.5"));
+    }
+
+    #[test]
+    fn filter_matches_parents() {
+        let f = Filter::new(
+            &["share/doc".into(), "*.pyc".into()],
+            &["share/doc/keep".into()],
+        )
+        .expect("globs");
+        assert!(f.excluded("share/doc/x/y"));
+        assert!(!f.excluded("share/doc/keep"));
+        assert!(f.excluded("lib/a/b.pyc"));
+        assert!(!f.excluded("lib/a/b.py"));
+    }
+}

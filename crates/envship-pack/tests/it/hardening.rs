@@ -1,0 +1,137 @@
+//! Malicious archives are refused with the entry named; nothing is written outside DEST.
+
+use std::{fs, io::Write, path::Path};
+
+use envship_pack::{unpack, PackError, UnpackOptions};
+use envship_spec::NoProgress;
+
+enum E<'a> {
+    File(&'a [u8], &'a [u8]),
+    Symlink(&'a [u8], &'a [u8]),
+    Hardlink(&'a [u8], &'a [u8]),
+}
+
+/// Write a tar.gz with raw names (bypassing the tar crate's own path checks).
+fn evil_tar(path: &Path, entries: &[E<'_>]) {
+    let f = fs::File::create(path).unwrap();
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        let (name, data, link, kind): (&[u8], &[u8], Option<&[u8]>, tar::EntryType) = match e {
+            E::File(n, d) => (n, d, None, tar::EntryType::Regular),
+            E::Symlink(n, t) => (n, b"", Some(t), tar::EntryType::Symlink),
+            E::Hardlink(n, t) => (n, b"", Some(t), tar::EntryType::Link),
+        };
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name);
+        if let Some(l) = link {
+            gnu.linkname[..l.len()].copy_from_slice(l);
+        }
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap().flush().unwrap();
+}
+
+#[track_caller]
+fn refused(entries: &[E<'_>], entry: &str, reason_part: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("evil.tar.gz");
+    evil_tar(&archive, entries);
+    let dest = work.path().join("a/b/dest");
+    let err = unpack(&archive, &dest, &UnpackOptions::default(), &NoProgress).unwrap_err();
+    match &err {
+        PackError::UnsafeEntry { entry: e, reason } => {
+            assert_eq!(e, entry);
+            assert!(reason.contains(reason_part), "{reason}");
+        }
+        other => panic!("expected UnsafeEntry, got {other:?}"),
+    }
+    for outside in ["evil", "a/evil", "a/b/evil", "etc-link"] {
+        assert!(
+            !work.path().join(outside).exists(),
+            "{outside} written outside DEST"
+        );
+    }
+}
+
+#[test]
+fn traversal_entries_are_refused_by_name() {
+    refused(&[E::File(b"../evil", b"x")], "../evil", "..");
+    refused(&[E::File(b"ok/../../evil", b"x")], "ok/../../evil", "..");
+    refused(
+        &[E::File(b"/tmp/evil-abs", b"x")],
+        "/tmp/evil-abs",
+        "absolute",
+    );
+    refused(&[E::Symlink(b"l", b"../../evil")], "l", "outside");
+    refused(&[E::Symlink(b"l", b"/etc/passwd")], "l", "absolute");
+    refused(
+        &[E::Symlink(b"d/l", b"x/../../..")],
+        "d/l",
+        "after a directory",
+    );
+    refused(
+        &[E::File(b"t", b"x"), E::Hardlink(b"h", b"../t")],
+        "h",
+        "outside",
+    );
+    refused(&[E::Hardlink(b"h", b"/etc/passwd")], "h", "outside");
+    refused(&[E::Hardlink(b"h", b"nothing")], "h", "not a regular file");
+    refused(
+        &[E::Symlink(b"up", b"."), E::File(b"up/evil", b"x")],
+        "up/evil",
+        "below a symlink",
+    );
+}
+
+#[test]
+fn non_empty_dest_needs_force() {
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("ok.tar.gz");
+    evil_tar(
+        &archive,
+        &[
+            E::File(b"a.txt", b"hello"),
+            E::Symlink(b"b", b"a.txt"),
+            E::Hardlink(b"c", b"a.txt"),
+        ],
+    );
+    let dest = work.path().join("dest");
+    fs::create_dir_all(&dest).unwrap();
+    fs::write(dest.join("existing"), b"x").unwrap();
+    let e = unpack(&archive, &dest, &UnpackOptions::default(), &NoProgress).unwrap_err();
+    assert!(matches!(e, PackError::DestNotEmpty { .. }), "{e:?}");
+    let o = UnpackOptions {
+        force: true,
+        ..Default::default()
+    };
+    let out = unpack(&archive, &dest, &o, &NoProgress).unwrap();
+    assert_eq!((out.files, out.links), (1, 2));
+    assert_eq!(fs::read(dest.join("c")).unwrap(), b"hello");
+    assert_eq!(fs::read_link(dest.join("b")).unwrap(), Path::new("a.txt"));
+    assert!(out.relocation.is_none()); // not an envship archive
+}
+
+#[test]
+fn garbage_is_a_clear_error() {
+    let work = tempfile::tempdir().unwrap();
+    let p = work.path().join("x.tar.gz");
+    fs::write(&p, b"this is not an archive at all").unwrap();
+    let e = unpack(
+        &p,
+        &work.path().join("d"),
+        &UnpackOptions::default(),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("not a tar.gz, tar.zst, tar or zip"),
+        "{e}"
+    );
+}

@@ -1,0 +1,155 @@
+//! `envship pack`: archive an installed environment (conda-pack compatible, reproducible).
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use envship_pack::{Format, ManifestTarget, PackOptions};
+use miette::IntoDiagnostic;
+
+use crate::{progress::Bars, target_args::TargetArgs, GlobalArgs};
+
+/// Pack an installed environment into a relocatable archive with `.sha256` and
+/// `.manifest.json` sidecars.
+#[derive(clap::Args, Debug)]
+#[command(disable_version_flag = true)]
+pub struct Args {
+    /// The installed environment (prefix) to pack.
+    #[arg(long, short = 'p', value_name = "DIR")]
+    prefix: PathBuf,
+    /// Environment name (used in the archive file name and manifest).
+    #[arg(long, short = 'n')]
+    name: String,
+    /// Release version; default: `git describe --tags`, else today's date (YYYY.MM.DD).
+    #[arg(long, value_name = "VERSION")]
+    version: Option<String>,
+    /// Output file; default dist/NAME-VERSION-SUBDIR.EXT.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// Archive format: tar.gz (default, readable on RHEL6), tar.zst, zip or dir.
+    #[arg(long, default_value = "tar.gz", value_parser = parse_format)]
+    format: Format,
+    /// Bake this final prefix into the files now (then no conda-unpack is needed there).
+    #[arg(long, value_name = "PATH")]
+    dest_prefix: Option<String>,
+    /// Compression level (gzip/zip 0-9, zstd 1-22). Default 4, as conda-pack.
+    #[arg(long, value_name = "N")]
+    compress_level: Option<i32>,
+    /// Compression threads (default: all cores).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
+    jobs: usize,
+    /// Put the environment under this directory inside the archive.
+    #[arg(long, value_name = "DIR")]
+    arcroot: Option<String>,
+    /// Leave out paths matching this glob (relative to the prefix; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Keep paths matching this glob even if an --exclude matches (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Overwrite an existing output.
+    #[arg(long, short = 'f')]
+    force: bool,
+    /// Pack even if files listed in conda-meta are missing.
+    #[arg(long)]
+    ignore_missing_files: bool,
+    /// Pack even if files listed in conda-meta were modified (e.g. overwritten by pip).
+    #[arg(long)]
+    ignore_modified_files: bool,
+    /// Pack even with editable pip installs (their code is not in the archive).
+    #[arg(long)]
+    allow_editable: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+fn default_version() -> String {
+    let git = std::process::Command::new("git")
+        .args(["describe", "--tags", "--always", "--dirty"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    if let Ok(out) = git {
+        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !v.is_empty() {
+            return v.trim_start_matches('v').to_string();
+        }
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    // civil date from days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}.{m:02}.{d:02}")
+}
+
+pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    let target = args.target.resolve(None)?;
+    let opts = PackOptions {
+        prefix: args.prefix,
+        build_prefix: None,
+        output: args.output,
+        name: args.name,
+        version: args.version.unwrap_or_else(default_version),
+        target: ManifestTarget {
+            name: target.name.clone(),
+            subdir: target.subdir.clone(),
+            glibc: Some(target.glibc.to_string()),
+        },
+        format: args.format,
+        dest_prefix: args.dest_prefix,
+        arcroot: args.arcroot,
+        exclude: args.exclude,
+        include: args.include,
+        jobs: args.jobs,
+        compress_level: args.compress_level,
+        force: args.force,
+        allow_missing_files: args.ignore_missing_files,
+        allow_modified_files: args.ignore_modified_files,
+        allow_editable: args.allow_editable,
+        source_date_epoch: None,
+    };
+    let bars = Bars::new(global.quiet);
+    let out = envship_pack::pack(&opts, &bars)?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let v = serde_json::json!({
+            "archive": out.archive,
+            "sha256": out.sha256,
+            "sha256_path": out.sha256_path,
+            "manifest_path": out.manifest_path,
+            "file_count": out.file_count,
+            "bytes": out.bytes,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &v).into_diagnostic()?;
+        writeln!(stdout).into_diagnostic()?;
+    } else if !global.quiet {
+        writeln!(
+            stdout,
+            "packed {} files ({} bytes) into {}",
+            out.file_count,
+            out.bytes,
+            out.archive.display()
+        )
+        .into_diagnostic()?;
+        if let Some(sum) = &out.sha256 {
+            writeln!(stdout, "sha256 {sum}").into_diagnostic()?;
+        }
+        writeln!(stdout, "manifest {}", out.manifest_path.display()).into_diagnostic()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

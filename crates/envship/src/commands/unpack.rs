@@ -1,0 +1,62 @@
+//! `envship unpack`: hardened parallel extraction + relocation (what conda-unpack does).
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use envship_pack::UnpackOptions;
+use miette::IntoDiagnostic;
+
+use crate::{progress::Bars, GlobalArgs};
+
+/// Unpack an archive made by `envship pack` (or any tar.gz/tar.zst/tar/zip) into DEST and
+/// relocate it to DEST. Entries that would land outside DEST are refused.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The archive.
+    archive: PathBuf,
+    /// Destination directory (created; must be empty unless --force).
+    dest: PathBuf,
+    /// Unpack into a non-empty DEST.
+    #[arg(long, short = 'f')]
+    force: bool,
+    /// Writer threads (default: all cores).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
+    jobs: usize,
+    /// Relocate to this prefix instead of DEST (e.g. the path DEST will be mounted at).
+    #[arg(long, value_name = "PATH")]
+    prefix: Option<String>,
+    /// Only extract; do not relocate.
+    #[arg(long, conflicts_with = "prefix")]
+    no_relocate: bool,
+}
+
+pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    let opts = UnpackOptions {
+        force: args.force,
+        jobs: args.jobs,
+        no_relocate: args.no_relocate,
+        prefix: args.prefix,
+    };
+    let bars = Bars::new(global.quiet);
+    let out = envship_pack::unpack(&args.archive, &args.dest, &opts, &bars)?;
+    if !global.quiet {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "unpacked {} files ({} bytes, {} links) into {}",
+            out.files,
+            out.bytes,
+            out.links,
+            out.env_root.display()
+        )
+        .into_diagnostic()?;
+        if let Some(r) = &out.relocation {
+            writeln!(
+                stdout,
+                "relocated {} files from {}",
+                r.files_changed, r.old_prefix
+            )
+            .into_diagnostic()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
