@@ -326,6 +326,10 @@ fn weak_note(w: Weakness) -> &'static str {
     }
 }
 
+/// glibc version needs that are markers rather than numbered versions, and the glibc release
+/// that introduced each.
+const GLIBC_ABI_MARKERS: [(&str, [u32; 2]); 1] = [("GLIBC_ABI_DT_RELR", [2, 36])];
+
 const CXX_NAMESPACES: [&str; 4] = ["GLIBCXX", "CXXABI", "GCC", "CXXABI_TM"];
 
 fn max_defined(info: &ElfInfo, ns: &str) -> Option<DottedVersion> {
@@ -426,7 +430,15 @@ impl Ctx<'_> {
         }
 
         for need in &info.version_needs {
-            let Some((ns, version)) = need.split() else {
+            let split = need.split().or_else(|| {
+                // ABI markers are not numbered but tie the file to the glibc that introduced
+                // them (2.36 for DT_RELR, what `-z pack-relative-relocs` produces).
+                GLIBC_ABI_MARKERS
+                    .iter()
+                    .find(|(name, _)| *name == need.name)
+                    .map(|(_, v)| ("GLIBC", DottedVersion::new(v.to_vec())))
+            });
+            let Some((ns, version)) = split else {
                 continue;
             };
             let weak = weakness(need);
@@ -450,8 +462,13 @@ impl Ctx<'_> {
                     out.push(finding(
                         Check::Glibc,
                         format!(
-                            "needs {} but {} has glibc {}: {syms}{}",
+                            "needs {}{} but {} has glibc {}: {syms}{}",
                             need.name,
+                            if need.name.starts_with("GLIBC_ABI_") {
+                                format!(" (glibc {version})")
+                            } else {
+                                String::new()
+                            },
                             t.name,
                             t.glibc,
                             weak_note(weak)

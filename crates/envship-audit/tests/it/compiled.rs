@@ -650,3 +650,56 @@ fn host_libraries_agree_with_readelf() {
         files.len()
     );
 }
+
+/// `-z pack-relative-relocs` (binutils 2.38+) makes the file need `GLIBC_ABI_DT_RELR`, which
+/// only glibc 2.36+ defines: an unnumbered need the audit still maps to a glibc version.
+#[test]
+fn dt_relr_marker_needs_glibc_2_36() {
+    if !have("gcc") {
+        return;
+    }
+    let prefix = tempfile::tempdir().unwrap();
+    let root = prefix.path();
+    mkdirs(root, &["bin"]);
+    let out = root.join("bin/relr");
+    let probe = Command::new("gcc")
+        .args(["-x", "c", "-", "-o"])
+        .arg(&out)
+        .arg("-Wl,-z,pack-relative-relocs")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"int main(void){return 0;}")?;
+            c.wait()
+        });
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("SKIP: this linker does not support -z pack-relative-relocs");
+        return;
+    }
+    let report = audit_for(root, "rhel9");
+    if !report.files.as_ref().unwrap()[0]
+        .elf
+        .version_needs
+        .iter()
+        .any(|n| n.name == "GLIBC_ABI_DT_RELR")
+    {
+        eprintln!("SKIP: the linker did not emit GLIBC_ABI_DT_RELR (no relative relocations)");
+        return;
+    }
+    let relr: Vec<_> = of_check(&report, Check::Glibc)
+        .into_iter()
+        .filter(|f| f.needed.as_deref() == Some("GLIBC_ABI_DT_RELR"))
+        .collect();
+    assert_eq!(relr.len(), 1, "{}", rel_message(&report));
+    assert!(
+        relr[0].message.contains("(glibc 2.36)"),
+        "{}",
+        relr[0].message
+    );
+    assert_eq!(relr[0].path, "bin/relr");
+    cross_check_report(root, &report);
+}
