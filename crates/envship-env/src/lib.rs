@@ -1,1 +1,13 @@
-//! placeholder
+//! Lock, build and activation of conda environments for envship, on the rattler crates:
+//! repodata through rattler_repodata_gateway, solving with rattler_solve (resolvo) for the
+//! target's virtual packages, lock files with rattler_lock, installation with rattler's
+//! installer and activation with rattler_shell.
+
+pub mod activate;
+pub mod build;
+pub mod channels;
+pub mod lock;
+pub mod pip;
+
+pub use build::{build, BuildError, BuildOutcome, BuildRequest};
+pub use lock::{lock, LockError, LockOutcome, LockRequest};

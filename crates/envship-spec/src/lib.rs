@@ -4,10 +4,14 @@
 //!
 //! This crate has no network or solver dependencies, so every stage crate can depend on it.
 
+pub mod config;
+pub mod env_file;
 pub mod progress;
 pub mod target;
 pub mod version;
 
+pub use config::ProjectConfig;
+pub use env_file::{EnvFileError, EnvironmentFile};
 pub use progress::{NoProgress, Progress, ProgressUnit};
 pub use target::{Target, TargetError, TargetOverrides};
 pub use version::DottedVersion;

@@ -274,7 +274,7 @@ impl Target {
                 // DottedVersion always renders as a valid conda version.
                 Version::major(0)
             }),
-            build_string: build.to_string().into(),
+            build_string: rattler_conda_types::package::BuildString::new_unchecked(build),
         };
         let mut out = vec![
             vp("__unix", "0", "0"),

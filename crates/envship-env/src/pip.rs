@@ -1,0 +1,490 @@
+//! The `pip:` section, installed with the environment's own Python after the conda packages.
+//!
+//! pip picks manylinux wheels by asking the running system's glibc, which is the build host's,
+//! not the target's. PEP 600 gives the fix: pip's `packaging` imports a `_manylinux` module if
+//! one is on `sys.path` and asks its `manylinux_compatible(major, minor, arch)` about every
+//! `manylinux_X_Y` tag (legacy `manylinux1/2010/2014` included). envship puts such a module,
+//! answering for the target's glibc, on `PYTHONPATH` for the install only — so for lcls-rhel6 a
+//! `manylinux_2_17` wheel is never chosen even though this host could run it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use envship_spec::{env_file::EnvSource, EnvironmentFile, Progress, ProgressUnit, Target};
+use miette::SourceSpan;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Where pip may find packages.
+#[derive(Clone, Debug, Default)]
+pub struct PipOptions {
+    /// `--find-links` (directories or URLs with wheels).
+    pub find_links: Vec<String>,
+    /// `--no-index`: only `find_links`.
+    pub no_index: bool,
+    /// `--index-url` (a mirror of PyPI).
+    pub index_url: Option<String>,
+}
+
+/// One package pip installed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PipPackage {
+    /// Distribution name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Where it came from.
+    pub url: String,
+    /// The wheel file name, when it was a wheel.
+    pub wheel: Option<String>,
+    /// Wheel tags (`cp311-cp311-manylinux_2_17_x86_64`, …).
+    pub tags: Vec<String>,
+    /// sha256 of the archive, when pip reports it.
+    pub sha256: Option<String>,
+    /// Whether the environment file asked for it (vs. a dependency).
+    pub requested: bool,
+}
+
+/// What the pip step did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PipOutcome {
+    /// Installed packages.
+    pub packages: Vec<PipPackage>,
+    /// True when the prefix already had exactly this pip section for this target.
+    pub reused: bool,
+    /// The record written next to the lock.
+    pub record_path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PipRecord {
+    fingerprint: String,
+    target: String,
+    packages: Vec<PipPackage>,
+}
+
+/// Errors of the pip step.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PipError {
+    /// The environment has no python to run pip with.
+    #[error("the environment has a `pip:` section but no python: {} does not exist", python.display())]
+    #[diagnostic(code(envship::pip::no_python), help("add `python` and `pip` to the conda dependencies"))]
+    NoPython {
+        /// The expected interpreter.
+        python: PathBuf,
+    },
+
+    /// pip could not be started.
+    #[error("cannot run {}", python.display())]
+    #[diagnostic(code(envship::pip::spawn))]
+    Spawn {
+        /// The interpreter.
+        python: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An entry has no distribution that runs on the target.
+    #[error("pip entry `{entry}` cannot be installed for target {target}: no distribution of `{requirement}` that pip accepts for glibc {glibc}")]
+    #[diagnostic(
+        code(envship::pip::unsatisfiable),
+        help("wheels are limited to manylinux_{glibc_tag} and older for this target; pin a version with such a wheel, use a conda package instead, or choose a newer target.\npip said:\n{pip_output}")
+    )]
+    Unsatisfiable {
+        /// The entry as written in the file.
+        entry: String,
+        /// The requirement pip could not satisfy (may be a dependency of the entry).
+        requirement: String,
+        /// Target name.
+        target: String,
+        /// Target glibc.
+        glibc: String,
+        /// `2_12`-style.
+        glibc_tag: String,
+        /// pip's last lines.
+        pip_output: String,
+        /// The environment file.
+        #[source_code]
+        src: EnvSource,
+        /// The entry.
+        #[label("not installable on {target}")]
+        at: SourceSpan,
+    },
+
+    /// pip failed for another reason.
+    #[error("pip install failed ({status}) for the `pip:` section of {file}")]
+    #[diagnostic(code(envship::pip::failed), help("pip said:\n{pip_output}"))]
+    Failed {
+        /// The environment file.
+        file: String,
+        /// Exit status.
+        status: String,
+        /// pip's last lines.
+        pip_output: String,
+    },
+
+    /// pip's report could not be read or the record could not be written.
+    #[error("cannot {action} {}", path.display())]
+    #[diagnostic(code(envship::pip::io))]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The PEP 600 hook for a target.
+pub fn manylinux_hook(target: &Target) -> String {
+    let parts = target.glibc.parts();
+    let major = parts.first().copied().unwrap_or(2);
+    let minor = parts.get(1).copied().unwrap_or(0);
+    format!(
+        "# Written by envship: pip may only choose wheels that run on target {name} (PEP 600).\n\
+         def manylinux_compatible(tag_major, tag_minor, tag_arch, **kwargs):\n    \
+             return tag_arch == \"x86_64\" and (tag_major, tag_minor) <= ({major}, {minor})\n",
+        name = target.name
+    )
+}
+
+/// The record of pip installs next to a lock file.
+pub fn record_path(lock_path: &Path) -> PathBuf {
+    lock_path.with_file_name("envship-pip.json")
+}
+
+/// Install the file's `pip:` entries into the prefix for the target.
+pub async fn install(
+    file: &EnvironmentFile,
+    target: &Target,
+    prefix: &Path,
+    lock_path: &Path,
+    opts: &PipOptions,
+    progress: &dyn Progress,
+) -> Result<PipOutcome, PipError> {
+    let python = prefix.join("bin").join("python");
+    if !python.exists() {
+        return Err(PipError::NoPython { python });
+    }
+    let fingerprint = {
+        let mut h = Sha256::new();
+        for e in &file.pip {
+            h.update(e.raw.as_bytes());
+            h.update(b"\n");
+        }
+        h.update(manylinux_hook(target));
+        h.update(format!("{:?}{:?}{:?}", opts.find_links, opts.no_index, opts.index_url));
+        format!("sha256:{}", hex::encode(h.finalize()))
+    };
+    let in_prefix = prefix.join("conda-meta").join("envship-pip.json");
+    let record_out = record_path(lock_path);
+    if let Some(prev) = fs_err::read_to_string(&in_prefix)
+        .ok()
+        .and_then(|t| serde_json::from_str::<PipRecord>(&t).ok())
+    {
+        if prev.fingerprint == fingerprint && all_installed(prefix, &prev.packages) {
+            return Ok(PipOutcome {
+                packages: prev.packages,
+                reused: true,
+                record_path: record_out,
+            });
+        }
+    }
+
+    progress.start("pip", None, ProgressUnit::Items);
+    let work = tempfile::tempdir().map_err(|source| PipError::Io {
+        action: "create a temp dir for",
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let hook = work.path().join("_manylinux.py");
+    fs_err::write(&hook, manylinux_hook(target)).map_err(|source| PipError::Io {
+        action: "write",
+        path: hook.clone(),
+        source,
+    })?;
+    let report = work.path().join("report.json");
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-warn-script-location", "--prefer-binary"])
+        .arg("--report")
+        .arg(&report);
+    if opts.no_index {
+        cmd.arg("--no-index");
+    }
+    if let Some(url) = &opts.index_url {
+        cmd.args(["--index-url", url]);
+    }
+    for link in &opts.find_links {
+        cmd.args(["--find-links", link]);
+    }
+    // conda runs pip from the environment file's directory, so `-r requirements.txt` and
+    // `-e ./src` entries resolve relative to it.
+    for e in &file.pip {
+        match e.raw.split_once(char::is_whitespace) {
+            Some((flag, rest)) if flag.starts_with('-') => {
+                cmd.arg(flag).arg(rest.trim());
+            }
+            _ => {
+                cmd.arg(&e.raw);
+            }
+        }
+    }
+    cmd.current_dir(file.dir())
+        .env("PYTHONPATH", work.path())
+        .env("PYTHONNOUSERSITE", "1")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    tracing::debug!("running {:?}", cmd.as_std());
+    let output = cmd.output().await.map_err(|source| PipError::Spawn {
+        python: python.clone(),
+        source,
+    })?;
+    progress.finish("pip");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    if !output.status.success() {
+        let tail = last_lines(&format!("{stdout}\n{stderr}"), 12);
+        if let Some(req) = unsatisfied_requirement(&stderr) {
+            let entry = entry_for(file, &req);
+            let glibc = target.glibc.to_string();
+            return Err(PipError::Unsatisfiable {
+                entry: entry.map(|e| e.raw.clone()).unwrap_or_else(|| req.clone()),
+                requirement: req,
+                target: target.name.clone(),
+                glibc_tag: glibc.replace('.', "_"),
+                glibc,
+                pip_output: tail,
+                src: file.source.clone(),
+                at: entry
+                    .or(file.pip.first())
+                    .map(|e| e.location.source_span())
+                    .unwrap_or_else(|| SourceSpan::new(0.into(), 0)),
+            });
+        }
+        return Err(PipError::Failed {
+            file: file.path.display().to_string(),
+            status: output.status.to_string(),
+            pip_output: tail,
+        });
+    }
+    let packages = read_report(&report)?;
+    let record = PipRecord {
+        fingerprint,
+        target: target.name.clone(),
+        packages: packages.clone(),
+    };
+    let bytes = serde_json::to_vec_pretty(&record).map_err(|e| PipError::Io {
+        action: "serialize",
+        path: in_prefix.clone(),
+        source: e.into(),
+    })?;
+    for path in [&in_prefix, &record_out] {
+        crate::lock::write_atomic(path, &bytes).map_err(|e| PipError::Io {
+            action: "write",
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    }
+    Ok(PipOutcome {
+        packages,
+        reused: false,
+        record_path: record_out,
+    })
+}
+
+fn all_installed(prefix: &Path, packages: &[PipPackage]) -> bool {
+    let Ok(entries) = glob_site_packages(prefix) else {
+        return false;
+    };
+    packages.iter().all(|p| {
+        let want = format!("{}-{}.dist-info", normalize(&p.name).replace('-', "_"), p.version).to_lowercase();
+        entries.iter().any(|e| e.to_lowercase() == want)
+    })
+}
+
+fn glob_site_packages(prefix: &Path) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for lib in fs_err::read_dir(prefix.join("lib"))? {
+        let lib = lib?;
+        let sp = lib.path().join("site-packages");
+        if let Ok(rd) = fs_err::read_dir(&sp) {
+            for e in rd.flatten() {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// PEP 503 name normalization.
+fn normalize(name: &str) -> String {
+    let mut out = String::new();
+    let mut last_sep = false;
+    for c in name.chars() {
+        if c == '-' || c == '_' || c == '.' {
+            if !last_sep {
+                out.push('-');
+            }
+            last_sep = true;
+        } else {
+            out.push(c.to_ascii_lowercase());
+            last_sep = false;
+        }
+    }
+    out
+}
+
+fn requirement_name(req: &str) -> String {
+    let end = req
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .unwrap_or(req.len());
+    normalize(&req[..end])
+}
+
+fn entry_for<'a>(file: &'a EnvironmentFile, requirement: &str) -> Option<&'a envship_spec::env_file::PipDependency> {
+    let name = requirement_name(requirement);
+    file.pip.iter().find(|e| requirement_name(&e.raw) == name)
+}
+
+/// The requirement from pip's "No matching distribution found for X" or "Could not find a
+/// version that satisfies the requirement X".
+fn unsatisfied_requirement(stderr: &str) -> Option<String> {
+    for line in stderr.lines() {
+        for marker in ["No matching distribution found for ", "satisfies the requirement "] {
+            if let Some(rest) = line.split(marker).nth(1) {
+                let req = rest.split(" (from").next().unwrap_or(rest).trim();
+                if !req.is_empty() {
+                    return Some(req.to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[derive(Deserialize)]
+struct Report {
+    #[serde(default)]
+    install: Vec<ReportItem>,
+}
+
+#[derive(Deserialize)]
+struct ReportItem {
+    download_info: DownloadInfo,
+    #[serde(default)]
+    requested: bool,
+    metadata: ReportMetadata,
+}
+
+#[derive(Deserialize)]
+struct DownloadInfo {
+    url: String,
+    #[serde(default)]
+    archive_info: Option<ArchiveInfo>,
+}
+
+#[derive(Deserialize)]
+struct ArchiveInfo {
+    #[serde(default)]
+    hash: Option<String>,
+    #[serde(default)]
+    hashes: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct ReportMetadata {
+    name: String,
+    version: String,
+}
+
+fn read_report(path: &Path) -> Result<Vec<PipPackage>, PipError> {
+    let io = |source| PipError::Io {
+        action: "read pip's report",
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = fs_err::read_to_string(path).map_err(io)?;
+    let report: Report = serde_json::from_str(&text).map_err(|e| io(e.into()))?;
+    let mut out: Vec<PipPackage> = report
+        .install
+        .into_iter()
+        .map(|item| {
+            let file_name = item.download_info.url.rsplit('/').next().unwrap_or("").to_string();
+            let file_name = file_name.split('#').next().unwrap_or("").to_string();
+            let wheel = file_name.ends_with(".whl").then(|| file_name.clone());
+            let sha256 = item.download_info.archive_info.as_ref().and_then(|a| {
+                a.hashes
+                    .as_ref()
+                    .and_then(|h| h.get("sha256").cloned())
+                    .or_else(|| a.hash.as_ref().and_then(|h| h.strip_prefix("sha256=").map(str::to_string)))
+            });
+            PipPackage {
+                tags: wheel.as_deref().map(wheel_tags).unwrap_or_default(),
+                name: item.metadata.name,
+                version: item.metadata.version,
+                url: item.download_info.url,
+                wheel,
+                sha256,
+                requested: item.requested,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| normalize(&a.name).cmp(&normalize(&b.name)));
+    Ok(out)
+}
+
+/// Expand a wheel file name's compressed tag set (`cp36-abi3-manylinux_2_12_x86_64.manylinux2010_x86_64`).
+pub fn wheel_tags(file_name: &str) -> Vec<String> {
+    let stem = file_name.trim_end_matches(".whl");
+    let parts: Vec<&str> = stem.split('-').collect();
+    if parts.len() < 5 {
+        return Vec::new();
+    }
+    let (py, abi, plat) = (parts[parts.len() - 3], parts[parts.len() - 2], parts[parts.len() - 1]);
+    let mut tags = Vec::new();
+    for p in py.split('.') {
+        for a in abi.split('.') {
+            for pl in plat.split('.') {
+                tags.push(format!("{p}-{a}-{pl}"));
+            }
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_limits_to_target_glibc() {
+        let t = Target::builtin("lcls-rhel6").expect("target");
+        let hook = manylinux_hook(&t);
+        assert!(hook.contains("<= (2, 12)"), "{hook}");
+    }
+
+    #[test]
+    fn pip_error_names_requirement() {
+        let stderr = "ERROR: Could not find a version that satisfies the requirement markupsafe==2.1.5 (from versions: none)\nERROR: No matching distribution found for markupsafe==2.1.5\n";
+        assert_eq!(unsatisfied_requirement(stderr).as_deref(), Some("markupsafe==2.1.5"));
+        assert_eq!(requirement_name("MarkupSafe==2.1.5"), "markupsafe");
+    }
+
+    #[test]
+    fn tags_expand() {
+        let tags = wheel_tags("psutil-6.1.1-cp36-abi3-manylinux_2_12_x86_64.manylinux2010_x86_64.whl");
+        assert_eq!(tags, ["cp36-abi3-manylinux_2_12_x86_64", "cp36-abi3-manylinux2010_x86_64"]);
+    }
+}

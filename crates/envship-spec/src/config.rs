@@ -1,0 +1,134 @@
+//! `envship.toml`: optional per-project settings next to environment.yml.
+//!
+//! ```toml
+//! target = "lcls-rhel6"              # default target for every command
+//! test-script = "run-test.sh"        # what `envship test`/`ship` run
+//! dest-prefix = "/opt/envs/myenv"    # where production unpacks the archive
+//! exclude-newer = "2024-06-01"       # solve as of this date
+//! channel-alias = "https://mirror.example.org/conda"
+//! [overrides]
+//! glibc = "2.17"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use miette::{NamedSource, SourceSpan};
+use serde::{Deserialize, Serialize};
+
+use crate::target::TargetOverrides;
+
+/// The file name looked up next to environment.yml.
+pub const CONFIG_FILE: &str = "envship.toml";
+
+/// Project settings; every field is optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProjectConfig {
+    /// Default target name.
+    pub target: Option<String>,
+    /// Field overrides of the default target.
+    #[serde(default)]
+    pub overrides: TargetOverrides,
+    /// Test script, relative to the project directory.
+    pub test_script: Option<PathBuf>,
+    /// Destination prefix in production.
+    pub dest_prefix: Option<String>,
+    /// Solve as of this date (`YYYY-MM-DD` or RFC 3339).
+    pub exclude_newer: Option<String>,
+    /// Base URL that channel names resolve against.
+    pub channel_alias: Option<String>,
+    /// Archive format for pack (`tar.gz`, `tar.zst`, `zip`, `dir`).
+    pub format: Option<String>,
+}
+
+/// An `envship.toml` that cannot be used.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("cannot read {}", path.display())]
+    #[diagnostic(code(envship::config::read))]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid {}: {message}", path.display())]
+    #[diagnostic(
+        code(envship::config::invalid),
+        help("known keys: target, overrides, test-script, dest-prefix, exclude-newer, channel-alias, format")
+    )]
+    Invalid {
+        /// The path.
+        path: PathBuf,
+        /// The parser's words.
+        message: String,
+        /// The text.
+        #[source_code]
+        src: NamedSource<String>,
+        /// Where.
+        #[label("here")]
+        at: Option<SourceSpan>,
+    },
+}
+
+impl ProjectConfig {
+    /// Load `envship.toml` from `dir` if it exists; no file means all defaults.
+    pub fn load_from_dir(dir: &Path) -> Result<Option<(PathBuf, Self)>, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = fs_err::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let config = toml::from_str::<Self>(&text).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            message: e.message().to_string(),
+            at: e.span().map(|r| SourceSpan::new(r.start.into(), r.len())),
+            src: NamedSource::new(path.display().to_string(), text.clone()),
+        })?;
+        Ok(Some((path, config)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_all_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs_err::write(
+            dir.path().join(CONFIG_FILE),
+            "target = \"rhel7\"\ntest-script = \"t.sh\"\n[overrides]\nglibc = \"2.17\"\n",
+        )
+        .expect("write");
+        let (_, c) = ProjectConfig::load_from_dir(dir.path()).expect("ok").expect("some");
+        assert_eq!(c.target.as_deref(), Some("rhel7"));
+        assert_eq!(c.overrides.glibc.as_deref(), Some("2.17"));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_a_span() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs_err::write(dir.path().join(CONFIG_FILE), "target = \"rhel7\"\ntargte = 1\n").expect("write");
+        let e = ProjectConfig::load_from_dir(dir.path()).expect_err("bad");
+        match e {
+            ConfigError::Invalid { at, message, .. } => {
+                assert!(message.contains("targte"), "{message}");
+                assert!(at.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_file_is_fine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(ProjectConfig::load_from_dir(dir.path()).expect("ok").is_none());
+    }
+}

@@ -1,0 +1,116 @@
+//! `envship build`: install envship.lock (locking first when needed) into the build prefix,
+//! then the `pip:` section for the target, then `variables:`.
+
+use std::{io::Write, path::PathBuf, process::ExitCode, sync::Arc};
+
+use envship_env::{build, pip::PipOptions, BuildRequest};
+use miette::IntoDiagnostic;
+
+use crate::{
+    commands::lock::LockArgs,
+    progress::Bars,
+    project::{FileArgs, Project},
+    target_args::TargetArgs,
+    GlobalArgs,
+};
+
+/// Where pip looks for the `pip:` section's packages.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PipArgs {
+    /// Directory or URL of wheels for the `pip:` section (repeatable).
+    #[arg(long, value_name = "DIR|URL")]
+    pub find_links: Vec<String>,
+    /// pip uses only --find-links, never an index.
+    #[arg(long)]
+    pub no_index: bool,
+    /// PyPI mirror for the `pip:` section.
+    #[arg(long, value_name = "URL")]
+    pub index_url: Option<String>,
+}
+
+impl PipArgs {
+    /// The library options; relative --find-links resolve against the current directory.
+    pub fn options(&self) -> PipOptions {
+        PipOptions {
+            find_links: self
+                .find_links
+                .iter()
+                .map(|l| {
+                    if l.contains("://") {
+                        l.clone()
+                    } else {
+                        std::path::absolute(l)
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|_| l.clone())
+                    }
+                })
+                .collect(),
+            no_index: self.no_index,
+            index_url: self.index_url.clone(),
+        }
+    }
+}
+
+/// Install the locked environment into a build prefix.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    file: FileArgs,
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    lock: LockArgs,
+    #[command(flatten)]
+    pip: PipArgs,
+    /// The prefix to build (default: .envship/build/NAME next to the environment file).
+    #[arg(long, short = 'p', value_name = "DIR")]
+    prefix: Option<PathBuf>,
+    /// Machine-readable summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The build prefix of a project: `--prefix` or `.envship/build/NAME`.
+pub fn prefix_for(project: &Project, prefix: Option<PathBuf>) -> PathBuf {
+    prefix.unwrap_or_else(|| envship_env::build::default_prefix(&project.dir(), &project.name()))
+}
+
+pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    let project = Project::load(&args.file.file, &args.target)?;
+    let request = BuildRequest {
+        prefix: prefix_for(&project, args.prefix.clone()),
+        lock: args.lock.request(&project, None)?,
+        pip: args.pip.options(),
+    };
+    let bars = Arc::new(Bars::new(global.quiet));
+    let outcome = build(&project.env_file, &project.target, &request, bars)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &outcome).into_diagnostic()?;
+        writeln!(out).into_diagnostic()?;
+    } else if !global.quiet {
+        if let Some(pip) = &outcome.pip {
+            for p in &pip.packages {
+                writeln!(out, "  pip {:<24} {:<12} {}", p.name, p.version, p.wheel.as_deref().unwrap_or(&p.url))
+                    .into_diagnostic()?;
+            }
+        }
+        writeln!(
+            out,
+            "{} {} ({} packages; {} installed, {} removed{}) in {:.2}s",
+            if outcome.noop { "up to date:" } else { "built" },
+            outcome.prefix.display(),
+            outcome.packages,
+            outcome.installed,
+            outcome.removed,
+            outcome
+                .pip
+                .as_ref()
+                .map(|p| format!(", {} from pip", p.packages.len()))
+                .unwrap_or_default(),
+            outcome.seconds
+        )
+        .into_diagnostic()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,108 @@
+//! `envship lock`: solve environment.yml for the target and write envship.lock.
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use envship_env::{lock, LockRequest};
+use miette::IntoDiagnostic;
+
+use crate::{
+    progress::Bars,
+    project::{FileArgs, Project},
+    target_args::TargetArgs,
+    GlobalArgs,
+};
+
+/// Options of the lock stage that `build` and `ship` share.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LockArgs {
+    /// Base URL for channel names (a mirror of conda.anaconda.org).
+    #[arg(long, value_name = "URL")]
+    pub channel_alias: Option<String>,
+    /// Use only cached and local (file://) repodata.
+    #[arg(long)]
+    pub offline: bool,
+    /// Solve as of this date (YYYY-MM-DD or RFC 3339): builds uploaded later are ignored.
+    #[arg(long, value_name = "DATE")]
+    pub exclude_newer: Option<String>,
+    /// Package and repodata cache (default: rattler's cache, e.g. ~/.cache/rattler/cache).
+    #[arg(long, value_name = "DIR", env = "ENVSHIP_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Lock file to read and write (default: envship.lock next to the environment file).
+    #[arg(long, value_name = "FILE")]
+    pub lock_file: Option<PathBuf>,
+    /// Solve again even if the lock is up to date.
+    #[arg(long)]
+    pub update: bool,
+}
+
+impl LockArgs {
+    /// The library request, with envship.toml filling in what the command line leaves out.
+    pub fn request(&self, project: &Project, explicit: Option<PathBuf>) -> miette::Result<LockRequest> {
+        let exclude_newer = self
+            .exclude_newer
+            .as_deref()
+            .or(project.config.exclude_newer.as_deref())
+            .map(envship_env::lock::parse_exclude_newer)
+            .transpose()
+            .map_err(|e| miette::miette!(code = "envship::lock::exclude_newer", "invalid --exclude-newer: {e}"))?;
+        Ok(LockRequest {
+            channel_alias: self.channel_alias.clone().or(project.config.channel_alias.clone()),
+            offline: self.offline,
+            exclude_newer,
+            cache_dir: self.cache_dir.clone(),
+            lock_path: self.lock_file.clone(),
+            update: self.update,
+            explicit,
+        })
+    }
+}
+
+/// Solve the environment for the target and write envship.lock.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    file: FileArgs,
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    lock: LockArgs,
+    /// Also write an @EXPLICIT spec file (conda create --file) here.
+    #[arg(long, value_name = "FILE")]
+    explicit: Option<PathBuf>,
+    /// Machine-readable summary.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    let project = Project::load(&args.file.file, &args.target)?;
+    let request = args.lock.request(&project, args.explicit.clone())?;
+    let bars = Bars::new(global.quiet);
+    let outcome = lock(&project.env_file, &project.target, &request, &bars)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &outcome).into_diagnostic()?;
+        writeln!(out).into_diagnostic()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !global.quiet {
+        for p in &outcome.packages {
+            writeln!(out, "  {:<28} {:<16} {:<24} {}", p.name, p.version, p.build, p.channel)
+                .into_diagnostic()?;
+        }
+        writeln!(
+            out,
+            "{} {} packages for {} in {} ({:.2}s)",
+            if outcome.reused { "up to date:" } else { "locked" },
+            outcome.packages.len(),
+            outcome.target,
+            outcome.lock_path.display(),
+            outcome.seconds
+        )
+        .into_diagnostic()?;
+        if let Some(p) = &outcome.explicit_path {
+            writeln!(out, "explicit spec file: {}", p.display()).into_diagnostic()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

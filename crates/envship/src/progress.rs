@@ -1,0 +1,77 @@
+//! indicatif-backed implementation of the libraries' `Progress` trait: one bar per phase,
+//! hidden under `--quiet` or when stderr is not a terminal.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use envship_spec::{Progress, ProgressUnit};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Progress bars on stderr.
+pub struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    /// Bars that draw only when stderr is a terminal and `quiet` is off.
+    pub fn new(quiet: bool) -> Self {
+        let target = if quiet || !console::Term::stderr().is_term() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        Self {
+            multi: MultiProgress::with_draw_target(target),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with_bar(&self, phase: &str, f: impl FnOnce(&ProgressBar)) {
+        if let Ok(bars) = self.bars.lock() {
+            if let Some(bar) = bars.get(phase) {
+                f(bar);
+            }
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, phase: &str, total: Option<u64>, unit: ProgressUnit) {
+        let bar = match total {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        };
+        let template = match (total.is_some(), unit) {
+            (true, ProgressUnit::Bytes) => {
+                "{prefix:>10.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}"
+            }
+            (true, ProgressUnit::Items) => "{prefix:>10.bold} [{bar:30}] {pos}/{len} {wide_msg}",
+            (false, _) => "{prefix:>10.bold} {spinner} {wide_msg}",
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(phase.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let bar = self.multi.add(bar);
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(phase.to_string(), bar);
+        }
+    }
+
+    fn advance(&self, phase: &str, delta: u64) {
+        self.with_bar(phase, |b| b.inc(delta));
+    }
+
+    fn message(&self, phase: &str, msg: &str) {
+        self.with_bar(phase, |b| b.set_message(msg.to_string()));
+    }
+
+    fn finish(&self, phase: &str) {
+        if let Ok(mut bars) = self.bars.lock() {
+            if let Some(bar) = bars.remove(phase) {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
