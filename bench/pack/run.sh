@@ -6,6 +6,7 @@
 #                              exists, else a release build of a tiny driver over envship-pack)
 #   BENCH_WORK=DIR             scratch dir (default /work/targets/bench-pack)
 #   CONDAPACK_VENV=DIR         venv for conda-pack (default /work/targets/venv-condapack)
+#   INSTALL_FIXTURES=BIN       prebuilt `install_fixtures` example (else `cargo run --example`)
 #
 # The prefix: fixture packages installed by rattler (examples/install_fixtures.rs), plus copies
 # of real system files (/usr/lib/x86_64-linux-gnu, a python stdlib, …) up to SIZE_MB, registered
@@ -89,7 +90,12 @@ echo "envship: $ENVSHIP"
 # --- the prefix -------------------------------------------------------------------------------
 if [ ! -f "$PREFIX/conda-meta/bench-data-1.0-0.json" ]; then
     rm -rf "$PREFIX" "$PREFIX.pkgs"
-    (cd "$REPO" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target} cargo run -q --release -p envship-pack --example install_fixtures -- "$PREFIX")
+    # (dev profile: it installs four small packages; a release build of rattler takes 12+ min)
+    if [ -n "${INSTALL_FIXTURES:-}" ]; then
+        "$INSTALL_FIXTURES" "$PREFIX"   # a prebuilt examples/install_fixtures binary
+    else
+        (cd "$REPO" && cargo run -q -p envship-pack --example install_fixtures -- "$PREFIX")
+    fi
     python3 - "$PREFIX" "$SIZE_MB" <<'EOF'
 import json, os, shutil, sys, sysconfig
 prefix, size_mb = sys.argv[1], int(sys.argv[2])
@@ -130,8 +136,23 @@ while total < budget:
             if total >= budget:
                 break
     n += 1
+# conda-pack reads placeholders from the package cache (link.source): give it one, so neither
+# tool has to scan these files (envship reads the same facts from paths_data).
+pkg_dir = os.path.join(prefix + ".pkgs", "bench-data-1.0-0")
+os.makedirs(os.path.join(pkg_dir, "info"), exist_ok=True)
+for f in files:  # conda-pack reads unpatched files from the cache: hardlink them there
+    src, dst = os.path.join(prefix, f["_path"]), os.path.join(pkg_dir, f["_path"])
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if f["path_type"] == "softlink":
+        os.symlink(os.readlink(src), dst)
+    else:
+        os.link(src, dst)
+with open(os.path.join(pkg_dir, "info", "paths.json"), "w") as fh:
+    json.dump({"paths_version": 1, "paths": files}, fh)
 rec = {"name": "bench-data", "version": "1.0", "build": "0", "build_number": 0, "subdir": "linux-64",
        "channel": "local", "depends": [], "files": [f["_path"] for f in files],
+       "url": "file:///bench/bench-data-1.0-0.tar.bz2",
+       "link": {"source": pkg_dir, "type": 1},
        "paths_data": {"paths_version": 1, "paths": files}}
 with open(os.path.join(prefix, "conda-meta", "bench-data-1.0-0.json"), "w") as fh:
     json.dump(rec, fh)
