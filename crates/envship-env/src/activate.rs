@@ -64,7 +64,7 @@ fn activation_error(prefix: &Path, e: impl std::error::Error + Send + Sync + 'st
 /// The environment variables of an activated environment, on top of the current process's.
 pub fn activated_environment(prefix: &Path) -> Result<HashMap<String, String>, ActivateError> {
     check(prefix)?;
-    let activator = Activator::from_path(prefix, shell::Bash, Subdir::Linux64)
+    let activator = Activator::from_path(prefix, shell::Bash::default(), Subdir::Linux64)
         .map_err(|e| activation_error(prefix, e))?;
     let changed = activator
         .run_activation(variables(), None)
@@ -78,9 +78,9 @@ pub fn activated_environment(prefix: &Path) -> Result<HashMap<String, String>, A
 pub fn activation_script(prefix: &Path, shell_name: &str) -> Result<String, ActivateError> {
     check(prefix)?;
     let shell: ShellEnum = match shell_name {
-        "bash" | "sh" => shell::Bash.into(),
-        "zsh" => shell::Zsh.into(),
-        "fish" => shell::Fish.into(),
+        "bash" | "sh" => shell::Bash::default().into(),
+        "zsh" => shell::Zsh::default().into(),
+        "fish" => shell::Fish::default().into(),
         other => return Err(ActivateError::UnknownShell(other.to_string())),
     };
     let activator = Activator::from_path(prefix, shell, Subdir::Linux64)

@@ -474,7 +474,7 @@ fn summaries(records: &[RepoDataRecord]) -> Vec<LockedPackageSummary> {
         .map(|r| LockedPackageSummary {
             name: r.package_record.name.as_normalized().to_string(),
             version: r.package_record.version.to_string(),
-            build: r.package_record.build.clone(),
+            build: r.package_record.build.to_string(),
             channel: r.channel.clone().unwrap_or_default(),
             url: r.url.to_string(),
         })
@@ -498,8 +498,8 @@ fn write_explicit_if_asked(
     for r in topological(records) {
         let url = r.url.as_str();
         match (&r.package_record.md5, &r.package_record.sha256) {
-            (Some(md5), _) => text.push_str(&format!("{url}#{md5:x}\n")),
-            (None, Some(sha)) => text.push_str(&format!("{url}#sha256:{sha:x}\n")),
+            (Some(md5), _) => text.push_str(&format!("{url}#{}\n", hex::encode(md5))),
+            (None, Some(sha)) => text.push_str(&format!("{url}#sha256:{}\n", hex::encode(sha))),
             (None, None) => text.push_str(&format!("{url}\n")),
         }
     }
