@@ -19,8 +19,7 @@ const EXIT_USAGE: u8 = 2;
 #[command(
     name = "envship",
     version,
-    about = "Turn environment.yml + a test script into a tested, relocatable archive for a production target",
-    propagate_version = true
+    about = "Turn environment.yml + a test script into a tested, relocatable archive for a production target"
 )]
 struct Cli {
     #[command(flatten)]
