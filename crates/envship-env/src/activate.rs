@@ -1,7 +1,10 @@
 //! Activation with rattler_shell: PATH, CONDA_PREFIX, `etc/conda/activate.d` scripts and the
 //! `variables:` conda stores in `conda-meta/state`.
 
-use std::{collections::HashMap, path::{Path, PathBuf}};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use rattler_conda_types::Subdir;
 use rattler_shell::{
@@ -14,7 +17,10 @@ use rattler_shell::{
 pub enum ActivateError {
     /// The prefix is not an environment.
     #[error("{} is not an environment (no conda-meta/)", prefix.display())]
-    #[diagnostic(code(envship::activate::not_env), help("run `envship build` first, or pass --prefix"))]
+    #[diagnostic(
+        code(envship::activate::not_env),
+        help("run `envship build` first, or pass --prefix")
+    )]
     NotAnEnvironment {
         /// The prefix.
         prefix: PathBuf,
@@ -54,7 +60,10 @@ fn variables() -> ActivationVariables {
     }
 }
 
-fn activation_error(prefix: &Path, e: impl std::error::Error + Send + Sync + 'static) -> ActivateError {
+fn activation_error(
+    prefix: &Path,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> ActivateError {
     ActivateError::Activation {
         prefix: prefix.to_path_buf(),
         source: Box::new(e),
@@ -88,5 +97,8 @@ pub fn activation_script(prefix: &Path, shell_name: &str) -> Result<String, Acti
     let result = activator
         .activation(variables())
         .map_err(|e| activation_error(prefix, e))?;
-    result.script.contents().map_err(|e| activation_error(prefix, e))
+    result
+        .script
+        .contents()
+        .map_err(|e| activation_error(prefix, e))
 }

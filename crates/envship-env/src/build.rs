@@ -99,7 +99,10 @@ pub enum BuildError {
 
     /// The prefix exists and is not a conda environment envship may touch.
     #[error("{} exists and is not an environment (no conda-meta/): refusing to install into it", prefix.display())]
-    #[diagnostic(code(envship::build::not_env), help("choose an empty or new directory with --prefix"))]
+    #[diagnostic(
+        code(envship::build::not_env),
+        help("choose an empty or new directory with --prefix")
+    )]
     NotAnEnvironment {
         /// The prefix.
         prefix: PathBuf,
@@ -140,7 +143,9 @@ pub async fn build_async(
     let prefix = std::path::absolute(&req.prefix).unwrap_or_else(|_| req.prefix.clone());
     if prefix.exists()
         && !prefix.join("conda-meta").exists()
-        && fs_err::read_dir(&prefix).map(|mut d| d.next().is_some()).unwrap_or(false)
+        && fs_err::read_dir(&prefix)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
     {
         return Err(BuildError::NotAnEnvironment { prefix });
     }
@@ -224,7 +229,17 @@ pub async fn build_async(
     let pip = if file.pip.is_empty() {
         None
     } else {
-        Some(pip::install(file, target, &prefix, &lock.lock_path, &req.pip, progress.as_ref()).await?)
+        Some(
+            pip::install(
+                file,
+                target,
+                &prefix,
+                &lock.lock_path,
+                &req.pip,
+                progress.as_ref(),
+            )
+            .await?,
+        )
     };
     let pip_changed = pip.as_ref().is_some_and(|p| !p.reused);
     Ok(BuildOutcome {
@@ -327,7 +342,8 @@ impl InstallReporter {
     fn phase(&self, name: &'static str, total: usize) {
         if let Ok(mut s) = self.started.lock() {
             if s.insert(name) {
-                self.progress.start(name, Some(total as u64), ProgressUnit::Items);
+                self.progress
+                    .start(name, Some(total as u64), ProgressUnit::Items);
             }
         }
     }

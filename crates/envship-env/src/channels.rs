@@ -27,7 +27,10 @@ pub const DEFAULT_CHANNEL_ALIAS: &str = "https://conda.anaconda.org";
 pub enum ChannelError {
     /// The channel alias is not a URL.
     #[error("invalid channel alias `{alias}`")]
-    #[diagnostic(code(envship::channels::alias), help("give a URL such as https://conda.anaconda.org"))]
+    #[diagnostic(
+        code(envship::channels::alias),
+        help("give a URL such as https://conda.anaconda.org")
+    )]
     BadAlias {
         /// As given.
         alias: String,
@@ -52,14 +55,15 @@ pub enum ChannelError {
 /// The channel configuration for a project: alias and the root for relative paths.
 pub fn channel_config(root_dir: &Path, alias: Option<&str>) -> Result<ChannelConfig, ChannelError> {
     let alias = alias.unwrap_or(DEFAULT_CHANNEL_ALIAS);
-    let mut alias_url = Url::parse(alias).map_err(|source| ChannelError::BadAlias {
-        alias: alias.to_string(),
-        source,
-    })?;
-    if !alias_url.path().ends_with('/') {
-        alias_url.set_path(&format!("{}/", alias_url.path()));
-    }
-    let root_dir = root_dir.canonicalize().unwrap_or_else(|_| root_dir.to_path_buf());
+    // No trailing slash: rattler appends the channel name as a path segment.
+    let alias_url =
+        Url::parse(alias.trim_end_matches('/')).map_err(|source| ChannelError::BadAlias {
+            alias: alias.to_string(),
+            source,
+        })?;
+    let root_dir = root_dir
+        .canonicalize()
+        .unwrap_or_else(|_| root_dir.to_path_buf());
     Ok(ChannelConfig {
         channel_alias: alias_url,
         root_dir,
@@ -67,7 +71,10 @@ pub fn channel_config(root_dir: &Path, alias: Option<&str>) -> Result<ChannelCon
 }
 
 /// The channels to solve against, in priority order.
-pub fn resolve_channels(file: &EnvironmentFile, config: &ChannelConfig) -> Result<Vec<Channel>, ChannelError> {
+pub fn resolve_channels(
+    file: &EnvironmentFile,
+    config: &ChannelConfig,
+) -> Result<Vec<Channel>, ChannelError> {
     let mut raws: Vec<String> = file
         .channels
         .iter()
@@ -121,7 +128,8 @@ mod tests {
     use std::path::Path;
 
     fn file(text: &str) -> EnvironmentFile {
-        EnvironmentFile::from_str_with_path(text, Path::new("/tmp/x/environment.yml")).expect("parse")
+        EnvironmentFile::from_str_with_path(text, Path::new("/tmp/x/environment.yml"))
+            .expect("parse")
     }
 
     #[test]
@@ -129,7 +137,10 @@ mod tests {
         let f = file("channels:\n  - conda-forge\n  - defaults\n  - ./local\n  - nodefaults\n");
         let cfg = channel_config(Path::new("/tmp/x"), None).expect("cfg");
         let chans = resolve_channels(&f, &cfg).expect("resolve");
-        let urls: Vec<_> = chans.iter().map(|c| c.base_url.as_str().to_string()).collect();
+        let urls: Vec<_> = chans
+            .iter()
+            .map(|c| c.base_url.as_str().to_string())
+            .collect();
         assert_eq!(
             urls,
             [
@@ -144,11 +155,21 @@ mod tests {
     #[test]
     fn alias_points_names_at_a_mirror() {
         let f = file("channels: [conda-forge]\n");
-        let cfg = channel_config(Path::new("/tmp"), Some("https://mirror.example.org/conda")).expect("cfg");
+        let cfg = channel_config(Path::new("/tmp"), Some("https://mirror.example.org/conda"))
+            .expect("cfg");
         let chans = resolve_channels(&f, &cfg).expect("resolve");
-        assert_eq!(chans[0].base_url.as_str(), "https://mirror.example.org/conda/conda-forge/");
-        let remapped = remap_to_alias(&Url::parse("https://conda.anaconda.org/bioconda/").expect("url"), &cfg);
-        assert_eq!(remapped.as_str(), "https://mirror.example.org/conda/bioconda/");
+        assert_eq!(
+            chans[0].base_url.as_str(),
+            "https://mirror.example.org/conda/conda-forge/"
+        );
+        let remapped = remap_to_alias(
+            &Url::parse("https://conda.anaconda.org/bioconda/").expect("url"),
+            &cfg,
+        );
+        assert_eq!(
+            remapped.as_str(),
+            "https://mirror.example.org/conda/bioconda/"
+        );
     }
 
     #[test]

@@ -133,7 +133,10 @@ pub enum LockError {
 
     /// The lock file could not be read.
     #[error("cannot read lock file {}", path.display())]
-    #[diagnostic(code(envship::lock::read), help("delete it or run `envship lock --update`"))]
+    #[diagnostic(
+        code(envship::lock::read),
+        help("delete it or run `envship lock --update`")
+    )]
     ReadLock {
         /// The path.
         path: PathBuf,
@@ -144,7 +147,10 @@ pub enum LockError {
 
     /// The lock file has no packages for the target's platform.
     #[error("lock file {} has no `{subdir}` environment", path.display())]
-    #[diagnostic(code(envship::lock::platform), help("run `envship lock` for this target"))]
+    #[diagnostic(
+        code(envship::lock::platform),
+        help("run `envship lock` for this target")
+    )]
     MissingPlatform {
         /// The path.
         path: PathBuf,
@@ -267,7 +273,10 @@ pub async fn lock_async(
     progress: &dyn Progress,
 ) -> Result<LockOutcome, LockError> {
     let start = Instant::now();
-    let lock_path = req.lock_path.clone().unwrap_or_else(|| default_lock_path(file));
+    let lock_path = req
+        .lock_path
+        .clone()
+        .unwrap_or_else(|| default_lock_path(file));
     let (resolved, _config) = resolve_request(file, target, req)?;
 
     if !req.update {
@@ -362,7 +371,11 @@ async fn load_repodata(
         .finish();
     let subdirs = [target.subdir(), rattler_conda_types::Subdir::NoArch];
     let result = gateway
-        .query(resolved.channels.iter().cloned(), subdirs, resolved.specs.iter().cloned())
+        .query(
+            resolved.channels.iter().cloned(),
+            subdirs,
+            resolved.specs.iter().cloned(),
+        )
         .recursive(true)
         .execute()
         .await
@@ -394,14 +407,22 @@ fn solve(
     resolvo::Solver.solve(task).map(|r| r.records)
 }
 
-fn build_lock_file(resolved: &Resolved, target: &Target, records: &[RepoDataRecord]) -> Result<LockFile, LockError> {
+fn build_lock_file(
+    resolved: &Resolved,
+    target: &Target,
+    records: &[RepoDataRecord],
+) -> Result<LockFile, LockError> {
     let subdir = target.subdir();
     let platform_name = subdir.to_string();
     let mut builder = LockFileBuilder::new()
         .with_platforms(vec![PlatformData {
             name: (&subdir).into(),
             subdir,
-            virtual_packages: resolved.virtual_packages.iter().map(|v| v.to_string()).collect(),
+            virtual_packages: resolved
+                .virtual_packages
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
         }])
         .map_err(|e| LockError::Spec {
             spec: platform_name.clone(),
@@ -431,14 +452,18 @@ pub fn read_lock_records(path: &Path, target: &Target) -> Result<Vec<RepoDataRec
         path: path.to_path_buf(),
         source: Box::new(e),
     })?;
-    let env = lock.default_environment().ok_or_else(|| LockError::MissingPlatform {
-        path: path.to_path_buf(),
-        subdir: target.subdir.clone(),
-    })?;
-    let platform = lock.platform(&target.subdir).ok_or_else(|| LockError::MissingPlatform {
-        path: path.to_path_buf(),
-        subdir: target.subdir.clone(),
-    })?;
+    let env = lock
+        .default_environment()
+        .ok_or_else(|| LockError::MissingPlatform {
+            path: path.to_path_buf(),
+            subdir: target.subdir.clone(),
+        })?;
+    let platform = lock
+        .platform(&target.subdir)
+        .ok_or_else(|| LockError::MissingPlatform {
+            path: path.to_path_buf(),
+            subdir: target.subdir.clone(),
+        })?;
     let records = env
         .conda_repodata_records(platform)
         .map_err(|e| LockError::ReadLock {
@@ -453,7 +478,12 @@ pub fn read_lock_records(path: &Path, target: &Target) -> Result<Vec<RepoDataRec
 }
 
 /// Whether the lock at `path` was made for exactly this request (file, target, options).
-pub fn is_up_to_date(file: &EnvironmentFile, target: &Target, req: &LockRequest, path: &Path) -> bool {
+pub fn is_up_to_date(
+    file: &EnvironmentFile,
+    target: &Target,
+    req: &LockRequest,
+    path: &Path,
+) -> bool {
     match (resolve_request(file, target, req), read_fingerprint(path)) {
         (Ok((resolved, _)), Some(fp)) => fp == resolved.fingerprint,
         _ => false,
@@ -593,7 +623,12 @@ fn explain_virtual_packages(
                 format!(" (or {})", reqs.into_iter().collect::<Vec<_>>().join(", "))
             };
             let has = match has {
-                Some(v) => format!("target {} has {} {}", target.name, vname.trim_start_matches('_'), v),
+                Some(v) => format!(
+                    "target {} has {} {}",
+                    target.name,
+                    vname.trim_start_matches('_'),
+                    v
+                ),
                 None => format!("target {} has no {}", target.name, vname),
             };
             sentences.insert(format!(
@@ -605,7 +640,9 @@ fn explain_virtual_packages(
     if sentences.is_empty() {
         for v in &resolved.virtual_packages {
             let name = v.name.as_normalized();
-            if explanation.contains(&format!("{name} ")) || explanation.contains(&format!("{name}>")) {
+            if explanation.contains(&format!("{name} "))
+                || explanation.contains(&format!("{name}>"))
+            {
                 sentences.insert(format!(
                     "a dependency needs a `{name}` the target does not provide: target {} has {name} {}",
                     target.name, v.version
@@ -647,7 +684,10 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LockError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir).map_err(err)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(err)?;
@@ -671,5 +711,8 @@ pub fn parse_exclude_newer(s: &str) -> Result<jiff::Timestamp, String> {
 
 /// Package names in a lock, for tests and reports.
 pub fn package_names(records: &[RepoDataRecord]) -> Vec<PackageName> {
-    records.iter().map(|r| r.package_record.name.clone()).collect()
+    records
+        .iter()
+        .map(|r| r.package_record.name.clone())
+        .collect()
 }

@@ -70,7 +70,10 @@ struct PipRecord {
 pub enum PipError {
     /// The environment has no python to run pip with.
     #[error("the environment has a `pip:` section but no python: {} does not exist", python.display())]
-    #[diagnostic(code(envship::pip::no_python), help("add `python` and `pip` to the conda dependencies"))]
+    #[diagnostic(
+        code(envship::pip::no_python),
+        help("add `python` and `pip` to the conda dependencies")
+    )]
     NoPython {
         /// The expected interpreter.
         python: PathBuf,
@@ -178,10 +181,14 @@ pub async fn install(
             h.update(b"\n");
         }
         h.update(manylinux_hook(target));
-        h.update(format!("{:?}{:?}{:?}", opts.find_links, opts.no_index, opts.index_url));
+        h.update(format!(
+            "{:?}{:?}{:?}",
+            opts.find_links, opts.no_index, opts.index_url
+        ));
         format!("sha256:{}", hex::encode(h.finalize()))
     };
-    let in_prefix = prefix.join("conda-meta").join("envship-pip.json");
+    // Not `*.json`: every JSON file in conda-meta must be a package record for conda and rattler.
+    let in_prefix = prefix.join("conda-meta").join("envship-pip.state");
     let record_out = record_path(lock_path);
     if let Some(prev) = fs_err::read_to_string(&in_prefix)
         .ok()
@@ -210,9 +217,17 @@ pub async fn install(
     })?;
     let report = work.path().join("report.json");
     let mut cmd = tokio::process::Command::new(&python);
-    cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-warn-script-location", "--prefer-binary"])
-        .arg("--report")
-        .arg(&report);
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-warn-script-location",
+        "--prefer-binary",
+    ])
+    .arg("--report")
+    .arg(&report);
     if opts.no_index {
         cmd.arg("--no-index");
     }
@@ -304,7 +319,12 @@ fn all_installed(prefix: &Path, packages: &[PipPackage]) -> bool {
         return false;
     };
     packages.iter().all(|p| {
-        let want = format!("{}-{}.dist-info", normalize(&p.name).replace('-', "_"), p.version).to_lowercase();
+        let want = format!(
+            "{}-{}.dist-info",
+            normalize(&p.name).replace('-', "_"),
+            p.version
+        )
+        .to_lowercase();
         entries.iter().any(|e| e.to_lowercase() == want)
     })
 }
@@ -348,7 +368,10 @@ fn requirement_name(req: &str) -> String {
     normalize(&req[..end])
 }
 
-fn entry_for<'a>(file: &'a EnvironmentFile, requirement: &str) -> Option<&'a envship_spec::env_file::PipDependency> {
+fn entry_for<'a>(
+    file: &'a EnvironmentFile,
+    requirement: &str,
+) -> Option<&'a envship_spec::env_file::PipDependency> {
     let name = requirement_name(requirement);
     file.pip.iter().find(|e| requirement_name(&e.raw) == name)
 }
@@ -357,7 +380,10 @@ fn entry_for<'a>(file: &'a EnvironmentFile, requirement: &str) -> Option<&'a env
 /// version that satisfies the requirement X".
 fn unsatisfied_requirement(stderr: &str) -> Option<String> {
     for line in stderr.lines() {
-        for marker in ["No matching distribution found for ", "satisfies the requirement "] {
+        for marker in [
+            "No matching distribution found for ",
+            "satisfies the requirement ",
+        ] {
             if let Some(rest) = line.split(marker).nth(1) {
                 let req = rest.split(" (from").next().unwrap_or(rest).trim();
                 if !req.is_empty() {
@@ -421,14 +447,24 @@ fn read_report(path: &Path) -> Result<Vec<PipPackage>, PipError> {
         .install
         .into_iter()
         .map(|item| {
-            let file_name = item.download_info.url.rsplit('/').next().unwrap_or("").to_string();
+            let file_name = item
+                .download_info
+                .url
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
             let file_name = file_name.split('#').next().unwrap_or("").to_string();
             let wheel = file_name.ends_with(".whl").then(|| file_name.clone());
             let sha256 = item.download_info.archive_info.as_ref().and_then(|a| {
                 a.hashes
                     .as_ref()
                     .and_then(|h| h.get("sha256").cloned())
-                    .or_else(|| a.hash.as_ref().and_then(|h| h.strip_prefix("sha256=").map(str::to_string)))
+                    .or_else(|| {
+                        a.hash
+                            .as_ref()
+                            .and_then(|h| h.strip_prefix("sha256=").map(str::to_string))
+                    })
             });
             PipPackage {
                 tags: wheel.as_deref().map(wheel_tags).unwrap_or_default(),
@@ -452,7 +488,11 @@ pub fn wheel_tags(file_name: &str) -> Vec<String> {
     if parts.len() < 5 {
         return Vec::new();
     }
-    let (py, abi, plat) = (parts[parts.len() - 3], parts[parts.len() - 2], parts[parts.len() - 1]);
+    let (py, abi, plat) = (
+        parts[parts.len() - 3],
+        parts[parts.len() - 2],
+        parts[parts.len() - 1],
+    );
     let mut tags = Vec::new();
     for p in py.split('.') {
         for a in abi.split('.') {
@@ -478,13 +518,23 @@ mod tests {
     #[test]
     fn pip_error_names_requirement() {
         let stderr = "ERROR: Could not find a version that satisfies the requirement markupsafe==2.1.5 (from versions: none)\nERROR: No matching distribution found for markupsafe==2.1.5\n";
-        assert_eq!(unsatisfied_requirement(stderr).as_deref(), Some("markupsafe==2.1.5"));
+        assert_eq!(
+            unsatisfied_requirement(stderr).as_deref(),
+            Some("markupsafe==2.1.5")
+        );
         assert_eq!(requirement_name("MarkupSafe==2.1.5"), "markupsafe");
     }
 
     #[test]
     fn tags_expand() {
-        let tags = wheel_tags("psutil-6.1.1-cp36-abi3-manylinux_2_12_x86_64.manylinux2010_x86_64.whl");
-        assert_eq!(tags, ["cp36-abi3-manylinux_2_12_x86_64", "cp36-abi3-manylinux2010_x86_64"]);
+        let tags =
+            wheel_tags("psutil-6.1.1-cp36-abi3-manylinux_2_12_x86_64.manylinux2010_x86_64.whl");
+        assert_eq!(
+            tags,
+            [
+                "cp36-abi3-manylinux_2_12_x86_64",
+                "cp36-abi3-manylinux2010_x86_64"
+            ]
+        );
     }
 }

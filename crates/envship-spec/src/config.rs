@@ -107,7 +107,9 @@ mod tests {
             "target = \"rhel7\"\ntest-script = \"t.sh\"\n[overrides]\nglibc = \"2.17\"\n",
         )
         .expect("write");
-        let (_, c) = ProjectConfig::load_from_dir(dir.path()).expect("ok").expect("some");
+        let (_, c) = ProjectConfig::load_from_dir(dir.path())
+            .expect("ok")
+            .expect("some");
         assert_eq!(c.target.as_deref(), Some("rhel7"));
         assert_eq!(c.overrides.glibc.as_deref(), Some("2.17"));
     }
@@ -115,7 +117,11 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error_with_a_span() {
         let dir = tempfile::tempdir().expect("tempdir");
-        fs_err::write(dir.path().join(CONFIG_FILE), "target = \"rhel7\"\ntargte = 1\n").expect("write");
+        fs_err::write(
+            dir.path().join(CONFIG_FILE),
+            "target = \"rhel7\"\ntargte = 1\n",
+        )
+        .expect("write");
         let e = ProjectConfig::load_from_dir(dir.path()).expect_err("bad");
         match e {
             ConfigError::Invalid { at, message, .. } => {
@@ -129,6 +135,8 @@ mod tests {
     #[test]
     fn missing_file_is_fine() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(ProjectConfig::load_from_dir(dir.path()).expect("ok").is_none());
+        assert!(ProjectConfig::load_from_dir(dir.path())
+            .expect("ok")
+            .is_none());
     }
 }

@@ -225,11 +225,14 @@ impl EnvironmentFile {
             NamedSource::new(path.display().to_string(), text.to_string()).with_language("yaml"),
         );
         let index = LineIndex::new(text);
-        let root = marked_yaml::parse_yaml(0, text).map_err(|e| yaml_error(&e, path, &source, &index))?;
+        let root =
+            marked_yaml::parse_yaml(0, text).map_err(|e| yaml_error(&e, path, &source, &index))?;
         let root = root.as_mapping().ok_or_else(|| EnvFileError::Shape {
             key: "the file".into(),
             expected: "a mapping",
-            help: "an environment file starts with keys like `name:`, `channels:` and `dependencies:`".into(),
+            help:
+                "an environment file starts with keys like `name:`, `channels:` and `dependencies:`"
+                    .into(),
             src: source.clone(),
             at: index.location(root.span(), None).source_span(),
         })?;
@@ -248,7 +251,9 @@ impl EnvironmentFile {
                     name = Some(scalar(value, "name", &source, &index)?.to_string());
                 }
                 "prefix" => warnings.push(EnvFileWarning {
-                    message: "`prefix:` is ignored: envship builds into its own prefix (see --prefix)".into(),
+                    message:
+                        "`prefix:` is ignored: envship builds into its own prefix (see --prefix)"
+                            .into(),
                     location: Some(key_loc),
                 }),
                 "channels" => {
@@ -256,11 +261,13 @@ impl EnvironmentFile {
                         let raw = scalar(node, "channels", &source, &index)?;
                         let loc = index.location(node.span(), Some(raw));
                         if raw != "nodefaults" {
-                            raw.parse::<NamedChannelOrUrl>().map_err(|e| EnvFileError::BadChannel {
-                                raw: raw.to_string(),
-                                reason: e.to_string(),
-                                src: source.clone(),
-                                at: loc.source_span(),
+                            raw.parse::<NamedChannelOrUrl>().map_err(|e| {
+                                EnvFileError::BadChannel {
+                                    raw: raw.to_string(),
+                                    reason: e.to_string(),
+                                    src: source.clone(),
+                                    at: loc.source_span(),
+                                }
                             })?;
                         }
                         channels.push(ChannelEntry {
@@ -339,7 +346,11 @@ impl EnvironmentFile {
             src: source.clone(),
             at: e
                 .location()
-                .map(|l| index.location_at(l.line(), l.column() + 1, None).source_span())
+                .map(|l| {
+                    index
+                        .location_at(l.line(), l.column() + 1, None)
+                        .source_span()
+                })
                 .unwrap_or_else(|| SourceSpan::new(0.into(), 0)),
         })?;
 
@@ -360,7 +371,13 @@ impl EnvironmentFile {
     pub fn dir(&self) -> PathBuf {
         self.path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf()
     }
@@ -381,13 +398,18 @@ impl EnvironmentFile {
     }
 }
 
-fn parse_dependency(raw: &str, location: Location, source: &EnvSource) -> Result<CondaDependency, EnvFileError> {
-    let spec = MatchSpec::from_str(raw, ParseStrictness::Lenient).map_err(|e| EnvFileError::BadSpec {
-        raw: raw.to_string(),
-        source: e,
-        src: source.clone(),
-        at: location.source_span(),
-    })?;
+fn parse_dependency(
+    raw: &str,
+    location: Location,
+    source: &EnvSource,
+) -> Result<CondaDependency, EnvFileError> {
+    let spec =
+        MatchSpec::from_str(raw, ParseStrictness::Lenient).map_err(|e| EnvFileError::BadSpec {
+            raw: raw.to_string(),
+            source: e,
+            src: source.clone(),
+            at: location.source_span(),
+        })?;
     if let Some(token) = template_token(raw, &spec) {
         return Err(EnvFileError::TemplateToken {
             raw: raw.to_string(),
@@ -409,7 +431,9 @@ fn parse_dependency(raw: &str, location: Location, source: &EnvSource) -> Result
 fn template_token(raw: &str, spec: &MatchSpec) -> Option<String> {
     let version = spec.version.as_ref()?.to_string();
     let has_digit = version.bytes().any(|b| b.is_ascii_digit());
-    let only_wild = version.chars().all(|c| matches!(c, '*' | '.' | ' ' | ',' | '|' | '=' | '<' | '>' | '!'));
+    let only_wild = version
+        .chars()
+        .all(|c| matches!(c, '*' | '.' | ' ' | ',' | '|' | '=' | '<' | '>' | '!'));
     if has_digit || only_wild {
         return None;
     }
@@ -417,13 +441,15 @@ fn template_token(raw: &str, spec: &MatchSpec) -> Option<String> {
     let lower = version
         .trim_matches(|c: char| !c.is_alphanumeric() && c != '_')
         .to_lowercase();
-    raw.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '{' || c == '}' || c == '$' || c == '@'))
-        .find(|part| {
-            let core = part.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
-            !core.is_empty() && core.to_lowercase() == lower
-        })
-        .map(str::to_string)
-        .or(Some(version))
+    raw.split(|c: char| {
+        !(c.is_alphanumeric() || c == '_' || c == '{' || c == '}' || c == '$' || c == '@')
+    })
+    .find(|part| {
+        let core = part.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
+        !core.is_empty() && core.to_lowercase() == lower
+    })
+    .map(str::to_string)
+    .or(Some(version))
 }
 
 fn sequence<'a>(
@@ -435,7 +461,9 @@ fn sequence<'a>(
     match node {
         Node::Sequence(s) => Ok(s.as_slice()),
         // `channels:` with nothing after it is an empty list in conda.
-        Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "~" || s.as_str() == "null" => Ok(&[]),
+        Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "~" || s.as_str() == "null" => {
+            Ok(&[])
+        }
         _ => Err(EnvFileError::Shape {
             key: key.to_string(),
             expected: "a list",
@@ -452,25 +480,37 @@ fn scalar<'a>(
     source: &EnvSource,
     index: &LineIndex<'_>,
 ) -> Result<&'a str, EnvFileError> {
-    node.as_scalar().map(|s| s.as_str()).ok_or_else(|| EnvFileError::Shape {
-        key: key.to_string(),
-        expected: "a string",
-        help: format!("each `{key}` entry is a single string"),
-        src: source.clone(),
-        at: index.location(node.span(), None).source_span(),
-    })
+    node.as_scalar()
+        .map(|s| s.as_str())
+        .ok_or_else(|| EnvFileError::Shape {
+            key: key.to_string(),
+            expected: "a string",
+            help: format!("each `{key}` entry is a single string"),
+            src: source.clone(),
+            at: index.location(node.span(), None).source_span(),
+        })
 }
 
-fn yaml_error(e: &marked_yaml::LoadError, path: &Path, source: &EnvSource, index: &LineIndex<'_>) -> EnvFileError {
+fn yaml_error(
+    e: &marked_yaml::LoadError,
+    path: &Path,
+    source: &EnvSource,
+    index: &LineIndex<'_>,
+) -> EnvFileError {
     use marked_yaml::LoadError as L;
     let (marker, message) = match e {
         L::TopLevelMustBeMapping(m) => (Some(*m), "the top level must be a mapping".to_string()),
         L::TopLevelMustBeSequence(m) => (Some(*m), "the top level must be a sequence".to_string()),
         L::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported".to_string()),
-        L::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain strings".to_string()),
+        L::MappingKeyMustBeScalar(m) => {
+            (Some(*m), "mapping keys must be plain strings".to_string())
+        }
         L::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported".to_string()),
         L::ScanError(m, s) => (Some(*m), s.info().to_string()),
-        L::DuplicateKey(d) => (d.key.span().start().copied(), format!("duplicate key `{}`", d.key.as_str())),
+        L::DuplicateKey(d) => (
+            d.key.span().start().copied(),
+            format!("duplicate key `{}`", d.key.as_str()),
+        ),
     };
     let at = marker
         .map(|m| index.location_at(m.line(), m.column(), None).source_span())
@@ -510,8 +550,16 @@ impl<'a> LineIndex<'a> {
     /// `line` and `column` are 1-based; column counts characters.
     fn location_at(&self, line: usize, column: usize, raw: Option<&str>) -> Location {
         let line = line.max(1);
-        let start = self.line_starts.get(line - 1).copied().unwrap_or(self.text.len());
-        let end = self.line_starts.get(line).copied().unwrap_or(self.text.len());
+        let start = self
+            .line_starts
+            .get(line - 1)
+            .copied()
+            .unwrap_or(self.text.len());
+        let end = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len());
         let line_text = &self.text[start..end];
         let col_byte = line_text
             .char_indices()
@@ -584,7 +632,8 @@ mod tests {
 
     #[test]
     fn glob_versions_are_not_templates() {
-        parse("dependencies:\n  - python=3.*\n  - numpy=*\n  - openssl=1.1.1*=h*\n").expect("valid");
+        parse("dependencies:\n  - python=3.*\n  - numpy=*\n  - openssl=1.1.1*=h*\n")
+            .expect("valid");
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub enum TargetError {
 
     /// An override value does not parse as a version.
     #[error("invalid value `{value}` for --{field}")]
-    #[diagnostic(code(envship::target::bad_override), help("give a dotted version such as 2.17"))]
+    #[diagnostic(
+        code(envship::target::bad_override),
+        help("give a dotted version such as 2.17")
+    )]
     BadOverride {
         /// Which field (`glibc`, `linux`, `cuda`).
         field: &'static str,
@@ -290,8 +293,7 @@ impl Target {
 
     /// Whether the target OS provides a library with this soname.
     pub fn provides_library(&self, soname: &str) -> bool {
-        ALWAYS_PRESENT.contains(&soname)
-            || self.system.libraries.iter().any(|l| l == soname)
+        ALWAYS_PRESENT.contains(&soname) || self.system.libraries.iter().any(|l| l == soname)
     }
 
     /// Highest version of a symbol-version namespace (`GLIBC`, `GLIBCXX`, `CXXABI`, `GCC`) the
@@ -326,7 +328,11 @@ fn policies() -> &'static [PolicyEntry] {
     POLICIES.get_or_init(|| {
         // The file is vendored and checked by a unit test, so it always parses.
         serde_json::from_str::<Vec<PolicyEntry>>(MANYLINUX_POLICY)
-            .map(|v| v.into_iter().filter(|p| p.name.starts_with("manylinux_")).collect())
+            .map(|v| {
+                v.into_iter()
+                    .filter(|p| p.name.starts_with("manylinux_"))
+                    .collect()
+            })
             .unwrap_or_default()
     })
 }
@@ -395,9 +401,18 @@ mod tests {
         assert_eq!(t.glibc.to_string(), "2.12");
         assert_eq!(t.linux.to_string(), "2.6.32");
         assert_eq!(t.system.policy, "manylinux_2_12");
-        assert_eq!(t.max_system_version("GLIBCXX").map(|v| v.to_string()), Some("3.4.13".into()));
-        assert_eq!(t.max_system_version("CXXABI").map(|v| v.to_string()), Some("1.3.3".into()));
-        assert_eq!(t.max_system_version("GCC").map(|v| v.to_string()), Some("4.3.0".into()));
+        assert_eq!(
+            t.max_system_version("GLIBCXX").map(|v| v.to_string()),
+            Some("3.4.13".into())
+        );
+        assert_eq!(
+            t.max_system_version("CXXABI").map(|v| v.to_string()),
+            Some("1.3.3".into())
+        );
+        assert_eq!(
+            t.max_system_version("GCC").map(|v| v.to_string()),
+            Some("4.3.0".into())
+        );
         assert!(t.provides_library("libc.so.6"));
         assert!(t.provides_library("ld-linux-x86-64.so.2"));
         assert!(!t.provides_library("libssl.so.1.0.0"));
@@ -410,7 +425,10 @@ mod tests {
             ("rhel8", "manylinux_2_28"),
             ("rhel9", "manylinux_2_34"),
         ] {
-            assert_eq!(Target::builtin(name).expect("builtin").system.policy, policy);
+            assert_eq!(
+                Target::builtin(name).expect("builtin").system.policy,
+                policy
+            );
         }
     }
 
@@ -428,7 +446,12 @@ mod tests {
         assert_eq!(t.name, "lcls-rhel6+glibc2.17+cuda11.8");
         assert_eq!(t.system.policy, "manylinux_2_17");
         let names: Vec<_> = t.virtual_packages().iter().map(|v| v.to_string()).collect();
-        assert!(names.iter().any(|n| n.contains("__cuda") && n.contains("11.8")), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .any(|n| n.contains("__cuda") && n.contains("11.8")),
+            "{names:?}"
+        );
     }
 
     #[test]

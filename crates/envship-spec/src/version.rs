@@ -162,7 +162,10 @@ mod tests {
 
     #[test]
     fn parses_prefix_of_kernel_release() {
-        assert_eq!(DottedVersion::parse_prefix("6.1.0-18-amd64"), Some(v("6.1.0")));
+        assert_eq!(
+            DottedVersion::parse_prefix("6.1.0-18-amd64"),
+            Some(v("6.1.0"))
+        );
         assert_eq!(DottedVersion::parse_prefix("2.36+deb12"), Some(v("2.36")));
         assert_eq!(DottedVersion::parse_prefix("abc"), None);
     }

@@ -80,7 +80,11 @@ impl FixtureChannel {
             }
             let sub = dir.path().join(subdir);
             fs_err::create_dir_all(&sub).unwrap();
-            fs_err::write(sub.join("repodata.json"), serde_json::to_vec(&json).unwrap()).unwrap();
+            fs_err::write(
+                sub.join("repodata.json"),
+                serde_json::to_vec(&json).unwrap(),
+            )
+            .unwrap();
         }
         for subdir in ["noarch", "linux-64"] {
             let sub = dir.path().join(subdir);
@@ -145,7 +149,10 @@ impl LocalChannel {
     /// Write `repodata.json` for every subdir (plus an empty `noarch`).
     pub fn index(&self) {
         fs_err::create_dir_all(self.dir.join("noarch")).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(rattler_index::index_fs(rattler_index::IndexFsConfig {
             channel: self.dir.clone(),
             target_platform: None,
@@ -159,6 +166,30 @@ impl LocalChannel {
             multi_progress: None,
         }))
         .unwrap();
+    }
+
+    /// Drop the `indexed_timestamp` rattler_index stamps on every record (the time of indexing),
+    /// so `--exclude-newer` sees the packages' own build timestamps, as in real channels
+    /// indexed before that field existed.
+    pub fn strip_indexed_timestamps(&self) {
+        for entry in walkdir::WalkDir::new(&self.dir).max_depth(2) {
+            let entry = entry.unwrap();
+            if entry.file_name() != "repodata.json" {
+                continue;
+            }
+            let mut json: serde_json::Value =
+                serde_json::from_slice(&fs_err::read(entry.path()).unwrap()).unwrap();
+            for key in ["packages", "packages.conda"] {
+                if let Some(map) = json.get_mut(key).and_then(|m| m.as_object_mut()) {
+                    for record in map.values_mut() {
+                        if let Some(r) = record.as_object_mut() {
+                            r.remove("indexed_timestamp");
+                        }
+                    }
+                }
+            }
+            fs_err::write(entry.path(), serde_json::to_vec(&json).unwrap()).unwrap();
+        }
     }
 
     /// The channel's `file://` URL.

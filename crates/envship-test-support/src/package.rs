@@ -185,7 +185,8 @@ impl PackageBuilder {
 
     /// Add a symlink.
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
-        self.files.insert(path.into(), Entry::Symlink(target.into()));
+        self.files
+            .insert(path.into(), Entry::Symlink(target.into()));
         self
     }
 
@@ -279,7 +280,10 @@ impl PackageBuilder {
         );
         fs_err::write(
             info.join("files"),
-            self.files.keys().map(|k| format!("{k}\n")).collect::<String>(),
+            self.files
+                .keys()
+                .map(|k| format!("{k}\n"))
+                .collect::<String>(),
         )
         .unwrap();
         fs_err::write(
@@ -291,7 +295,12 @@ impl PackageBuilder {
             .unwrap(),
         )
         .unwrap();
-        let mut info_files = vec!["info/index.json", "info/paths.json", "info/files", "info/about.json"];
+        let mut info_files = vec![
+            "info/index.json",
+            "info/paths.json",
+            "info/files",
+            "info/about.json",
+        ];
         if !has_prefix.is_empty() {
             fs_err::write(info.join("has_prefix"), has_prefix.join("\n") + "\n").unwrap();
             info_files.push("info/has_prefix");

@@ -80,7 +80,9 @@ pub fn cached_archives() -> Vec<(PathBuf, &'static str)> {
     let dir = crate::test_cache_dir().join(format!("python-{key}"));
     let done = dir.join(".complete");
     let version = system_python_version();
-    let python = dir.join("linux-64").join(format!("python-{version}-h0_envship.conda"));
+    let python = dir
+        .join("linux-64")
+        .join(format!("python-{version}-h0_envship.conda"));
     let pip = dir.join("noarch").join("pip-24.0-pyh0_envship.conda");
     if !done.exists() {
         // Build into a sibling temp dir and rename, so concurrent test binaries never see a
@@ -143,7 +145,11 @@ fn build_python(version: &str) -> PackageBuilder {
                 use std::os::unix::fs::PermissionsExt;
                 entry.metadata().unwrap().permissions().mode() & 0o111 != 0
             };
-            pkg = if exec { pkg.executable(&dest, bytes) } else { pkg.file(&dest, bytes) };
+            pkg = if exec {
+                pkg.executable(&dest, bytes)
+            } else {
+                pkg.file(&dest, bytes)
+            };
         }
     }
     pkg
@@ -170,7 +176,12 @@ fn build_pip() -> PackageBuilder {
         if !entry.file_type().is_file() {
             continue;
         }
-        let rel = entry.path().strip_prefix(out.path()).unwrap().to_string_lossy().to_string();
+        let rel = entry
+            .path()
+            .strip_prefix(out.path())
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let bytes = fs_err::read(entry.path()).unwrap();
         let rel = if rel.ends_with(".dist-info/INSTALLER") {
             pkg = pkg.file(&format!("site-packages/{rel}"), "conda\n");

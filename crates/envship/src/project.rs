@@ -11,7 +11,12 @@ use crate::target_args::TargetArgs;
 #[derive(clap::Args, Debug, Clone)]
 pub struct FileArgs {
     /// The environment file (conda's environment.yml format).
-    #[arg(short = 'f', long = "file", default_value = "environment.yml", value_name = "FILE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "environment.yml",
+        value_name = "FILE"
+    )]
     pub file: PathBuf,
 }
 
@@ -33,7 +38,9 @@ impl Project {
         let env_file = EnvironmentFile::from_path(file)?;
         for w in &env_file.warnings {
             match &w.location {
-                Some(l) => tracing::warn!("{}:{}:{}: {}", file.display(), l.line, l.column, w.message),
+                Some(l) => {
+                    tracing::warn!("{}:{}:{}: {}", file.display(), l.line, l.column, w.message)
+                }
                 None => tracing::warn!("{}: {}", file.display(), w.message),
             }
         }
@@ -71,8 +78,12 @@ impl Project {
         })
     }
 
-    /// The project directory (where environment.yml is).
+    /// The project directory (where environment.yml is), absolute so that prefixes derived
+    /// from it (and written into files) are too.
     pub fn dir(&self) -> PathBuf {
-        self.env_file.dir()
+        let dir = self.env_file.dir();
+        dir.canonicalize()
+            .or_else(|_| std::path::absolute(&dir))
+            .unwrap_or(dir)
     }
 }

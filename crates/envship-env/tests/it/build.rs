@@ -1,8 +1,6 @@
 use std::{path::Path, process::Command, sync::Arc};
 
-use envship_env::{
-    build, build::BuildRequest, pip::PipOptions, BuildError, LockRequest,
-};
+use envship_env::{build, build::BuildRequest, pip::PipOptions, BuildError, LockRequest};
 use envship_spec::{EnvironmentFile, NoProgress, Target};
 use envship_test_support::{
     fixture, python::python_unavailable, ArchiveFormat, LocalChannel, PackageBuilder,
@@ -60,29 +58,55 @@ fn python_environment_with_pip_section_offline() {
     let prefix = dir.path().join("prefix");
     let file = env_file(dir.path(), &python_env_text(&channel, &["psutil==6.1.1"]));
     let target = Target::builtin("lcls-rhel6").unwrap();
-    let out = build(&file, &target, &request(dir.path(), &prefix), Arc::new(NoProgress)).unwrap();
+    let out = build(
+        &file,
+        &target,
+        &request(dir.path(), &prefix),
+        Arc::new(NoProgress),
+    )
+    .unwrap();
     assert_eq!(out.installed, 2);
     assert!(!out.noop);
     let pip = out.pip.as_ref().unwrap();
     let psutil = pip.packages.iter().find(|p| p.name == "psutil").unwrap();
     assert_eq!(psutil.version, "6.1.1");
-    assert!(psutil.tags.iter().any(|t| t.ends_with("manylinux2010_x86_64")), "{:?}", psutil.tags);
+    assert!(
+        psutil
+            .tags
+            .iter()
+            .any(|t| t.ends_with("manylinux2010_x86_64")),
+        "{:?}",
+        psutil.tags
+    );
     assert!(psutil.sha256.is_some());
     assert!(pip.record_path.exists());
 
     // The environment's python imports the wheel, with the environment activated.
     let env = envship_env::activate::activated_environment(&prefix).unwrap();
-    assert_eq!(env.get("ENVSHIP_TEST_VAR").map(String::as_str), Some("hello"));
+    assert_eq!(
+        env.get("ENVSHIP_TEST_VAR").map(String::as_str),
+        Some("hello")
+    );
     let run = Command::new("python")
-        .args(["-c", "import psutil, sys; print(psutil.__version__, sys.prefix)"])
+        .args([
+            "-c",
+            "import psutil, sys; print(psutil.__version__, sys.prefix)",
+        ])
         .env_clear()
         .envs(&env)
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.starts_with("6.1.1 "), "{stdout}");
-    assert!(stdout.trim().ends_with(&prefix.display().to_string()), "{stdout}");
+    assert!(
+        stdout.trim().ends_with(&prefix.display().to_string()),
+        "{stdout}"
+    );
 
     // conda-meta as conda writes it: records, history, state with the variables.
     assert!(prefix.join("conda-meta/history").exists());
@@ -92,7 +116,13 @@ fn python_environment_with_pip_section_offline() {
     assert!(prefix.join("bin/pip").exists());
 
     // Unchanged lock: nothing to do.
-    let again = build(&file, &target, &request(dir.path(), &prefix), Arc::new(NoProgress)).unwrap();
+    let again = build(
+        &file,
+        &target,
+        &request(dir.path(), &prefix),
+        Arc::new(NoProgress),
+    )
+    .unwrap();
     assert!(again.noop, "{again:?}");
     assert_eq!(again.installed, 0);
 }
@@ -105,12 +135,21 @@ fn pip_refuses_wheels_the_target_cannot_run() {
     }
     let channel = envship_test_support::python::python_channel();
     let dir = tempfile::tempdir().unwrap();
-    let file = env_file(dir.path(), &python_env_text(&channel, &["markupsafe==2.1.5"]));
+    let file = env_file(
+        dir.path(),
+        &python_env_text(&channel, &["markupsafe==2.1.5"]),
+    );
 
     // manylinux2014 (glibc 2.17) only: refused for lcls-rhel6 even though this host could run it.
     let rhel6 = Target::builtin("lcls-rhel6").unwrap();
     let prefix6 = dir.path().join("rhel6");
-    let err = build(&file, &rhel6, &request(dir.path(), &prefix6), Arc::new(NoProgress)).unwrap_err();
+    let err = build(
+        &file,
+        &rhel6,
+        &request(dir.path(), &prefix6),
+        Arc::new(NoProgress),
+    )
+    .unwrap_err();
     match &err {
         BuildError::Pip(envship_env::pip::PipError::Unsatisfiable { entry, target, .. }) => {
             assert_eq!(entry, "markupsafe==2.1.5");
@@ -119,7 +158,10 @@ fn pip_refuses_wheels_the_target_cannot_run() {
         other => panic!("unexpected {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("markupsafe") && msg.contains("lcls-rhel6"), "{msg}");
+    assert!(
+        msg.contains("markupsafe") && msg.contains("lcls-rhel6"),
+        "{msg}"
+    );
 
     // Accepted for rhel7.
     let rhel7 = Target::builtin("rhel7").unwrap();
@@ -128,13 +170,18 @@ fn pip_refuses_wheels_the_target_cannot_run() {
     req.lock.lock_path = Some(dir.path().join("rhel7.lock"));
     let out = build(&file, &rhel7, &req, Arc::new(NoProgress)).unwrap();
     let pkgs = &out.pip.unwrap().packages;
-    assert!(pkgs.iter().any(|p| p.name.eq_ignore_ascii_case("markupsafe") && p.version == "2.1.5"));
+    assert!(pkgs
+        .iter()
+        .any(|p| p.name.eq_ignore_ascii_case("markupsafe") && p.version == "2.1.5"));
 }
 
 /// A base channel with what defaults' zlib depends on.
 fn libgcc_channel() -> LocalChannel {
     let base = LocalChannel::new();
-    base.add(&PackageBuilder::new("libgcc-ng", "11.2.0"), ArchiveFormat::TarBz2);
+    base.add(
+        &PackageBuilder::new("libgcc-ng", "11.2.0"),
+        ArchiveFormat::TarBz2,
+    );
     base.index();
     base
 }
@@ -142,31 +189,62 @@ fn libgcc_channel() -> LocalChannel {
 #[test]
 fn fixture_zlib_packages_install_or_fail_clearly() {
     let base = libgcc_channel();
-    for archive in ["zlib-1.2.11-h7b6447c_3.tar.bz2", "zlib-1.2.11-h7b6447c_3.conda"] {
+    for archive in [
+        "zlib-1.2.11-h7b6447c_3.tar.bz2",
+        "zlib-1.2.11-h7b6447c_3.conda",
+    ] {
         let channel = LocalChannel::new();
-        channel.add_file(&fixture(&format!("packages/linux-64/{archive}")), "linux-64");
+        channel.add_file(
+            &fixture(&format!("packages/linux-64/{archive}")),
+            "linux-64",
+        );
         channel.index();
         let dir = tempfile::tempdir().unwrap();
         let prefix = dir.path().join("prefix");
         let file = env_file(
             dir.path(),
-            &format!("channels:\n  - {}\n  - {}\ndependencies:\n  - zlib\n", channel.url(), base.url()),
+            &format!(
+                "channels:\n  - {}\n  - {}\ndependencies:\n  - zlib\n",
+                channel.url(),
+                base.url()
+            ),
         );
         let target = Target::builtin("lcls-rhel6").unwrap();
-        match build(&file, &target, &request(dir.path(), &prefix), Arc::new(NoProgress)) {
+        match build(
+            &file,
+            &target,
+            &request(dir.path(), &prefix),
+            Arc::new(NoProgress),
+        ) {
             Ok(_) => {
                 // Installed correctly: placeholder replaced, symlinks as paths.json says.
                 let pc = fs_err::read_to_string(prefix.join("lib/pkgconfig/zlib.pc")).unwrap();
-                assert!(pc.contains(&prefix.display().to_string()), "{archive}: {pc}");
+                assert!(
+                    pc.contains(&prefix.display().to_string()),
+                    "{archive}: {pc}"
+                );
                 assert!(!pc.contains("placehold"), "{archive}: {pc}");
                 let link = prefix.join("lib/libz.so");
-                assert!(fs_err::symlink_metadata(&link).unwrap().file_type().is_symlink(), "{archive}: lib/libz.so must be a symlink");
+                assert!(
+                    fs_err::symlink_metadata(&link)
+                        .unwrap()
+                        .file_type()
+                        .is_symlink(),
+                    "{archive}: lib/libz.so must be a symlink"
+                );
                 eprintln!("{archive}: installed correctly");
             }
             Err(e) => {
                 let msg = format!("{e}");
-                assert!(msg.contains("zlib"), "{archive}: the error names the package: {msg}");
-                assert!(!prefix.exists(), "{archive}: nothing half-installed at {}", prefix.display());
+                assert!(
+                    msg.contains("zlib"),
+                    "{archive}: the error names the package: {msg}"
+                );
+                assert!(
+                    !prefix.exists(),
+                    "{archive}: nothing half-installed at {}",
+                    prefix.display()
+                );
                 eprintln!("{archive}: refused: {msg}");
             }
         }
@@ -177,9 +255,15 @@ fn fixture_zlib_packages_install_or_fail_clearly() {
 fn fixture_noarch_and_linux_packages_install() {
     let channel = LocalChannel::new();
     for (archive, subdir) in [
-        ("packages/linux-64/xtensor-io-0.10.3-hb585cf6_0.tar.bz2", "linux-64"),
+        (
+            "packages/linux-64/xtensor-io-0.10.3-hb585cf6_0.tar.bz2",
+            "linux-64",
+        ),
         ("packages/noarch/cph_test_data-0.0.1-0.tar.bz2", "noarch"),
-        ("packages/noarch/_r-mutex-1.0.1-anacondar_1.tar.bz2", "noarch"),
+        (
+            "packages/noarch/_r-mutex-1.0.1-anacondar_1.tar.bz2",
+            "noarch",
+        ),
     ] {
         channel.add_file(&fixture(archive), subdir);
     }
@@ -211,7 +295,12 @@ fn fixture_noarch_and_linux_packages_install() {
         ),
     );
     let target = Target::builtin("lcls-rhel6").unwrap();
-    match build(&file, &target, &request(dir.path(), &prefix), Arc::new(NoProgress)) {
+    match build(
+        &file,
+        &target,
+        &request(dir.path(), &prefix),
+        Arc::new(NoProgress),
+    ) {
         Ok(out) => {
             assert!(out.packages >= 3);
             // xtensor-io's text placeholders now hold the prefix.
@@ -221,7 +310,9 @@ fn fixture_noarch_and_linux_packages_install() {
                 assert!(!text.contains("placehold"), "{}", p.display());
             }
         }
-        Err(BuildError::Lock(e)) => panic!("lock failed (fixture dependency missing from the base channel?): {e:?}"),
+        Err(BuildError::Lock(e)) => {
+            panic!("lock failed (fixture dependency missing from the base channel?): {e:?}")
+        }
         Err(e) => panic!("{e:?}"),
     }
 }
@@ -252,36 +343,87 @@ fn corrupted_cache_entry_is_replaced_not_installed() {
     );
     channel.index();
     let dir = tempfile::tempdir().unwrap();
-    let file = env_file(dir.path(), &format!("channels: ['{}']\ndependencies: [payload]\n", channel.url()));
+    let file = env_file(
+        dir.path(),
+        &format!("channels: ['{}']\ndependencies: [payload]\n", channel.url()),
+    );
     let target = Target::builtin("lcls-rhel6").unwrap();
     let p1 = dir.path().join("p1");
-    build(&file, &target, &request(dir.path(), &p1), Arc::new(NoProgress)).unwrap();
+    build(
+        &file,
+        &target,
+        &request(dir.path(), &p1),
+        Arc::new(NoProgress),
+    )
+    .unwrap();
     // Damage the extracted package in the shared cache.
     let cached = walk_find(&dir.path().join("cache"), "payload.txt").expect("cache entry");
     let _ = fs_err::remove_file(&cached);
     fs_err::write(&cached, "tampered\n").unwrap();
     let p2 = dir.path().join("p2");
-    build(&file, &target, &request(dir.path(), &p2), Arc::new(NoProgress)).unwrap();
-    assert_eq!(fs_err::read_to_string(p2.join("share/payload.txt")).unwrap(), "the real contents\n");
+    build(
+        &file,
+        &target,
+        &request(dir.path(), &p2),
+        Arc::new(NoProgress),
+    )
+    .unwrap();
+    assert_eq!(
+        fs_err::read_to_string(p2.join("share/payload.txt")).unwrap(),
+        "the real contents\n"
+    );
     // p1 shares the file through a hardlink only if the cache entry was not tampered through it.
-    assert_eq!(fs_err::read_to_string(p1.join("share/payload.txt")).unwrap(), "the real contents\n");
+    assert_eq!(
+        fs_err::read_to_string(p1.join("share/payload.txt")).unwrap(),
+        "the real contents\n"
+    );
 }
 
 #[test]
 fn changed_lock_is_an_incremental_transaction() {
     let channel = LocalChannel::new();
     for (name, v) in [("a", "1.0"), ("a", "2.0"), ("b", "1.0")] {
-        channel.add(&PackageBuilder::new(name, v).file(&format!("share/{name}.txt"), v), ArchiveFormat::Conda);
+        channel.add(
+            &PackageBuilder::new(name, v).file(&format!("share/{name}.txt"), v),
+            ArchiveFormat::Conda,
+        );
     }
     channel.index();
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("prefix");
     let target = Target::builtin("lcls-rhel6").unwrap();
-    let f1 = env_file(dir.path(), &format!("channels: ['{}']\ndependencies: ['a 1.0', b]\n", channel.url()));
-    let out = build(&f1, &target, &request(dir.path(), &prefix), Arc::new(NoProgress)).unwrap();
+    let f1 = env_file(
+        dir.path(),
+        &format!(
+            "channels: ['{}']\ndependencies: ['a 1.0', b]\n",
+            channel.url()
+        ),
+    );
+    let out = build(
+        &f1,
+        &target,
+        &request(dir.path(), &prefix),
+        Arc::new(NoProgress),
+    )
+    .unwrap();
     assert_eq!(out.installed, 2);
-    let f2 = env_file(dir.path(), &format!("channels: ['{}']\ndependencies: ['a 2.0', b]\n", channel.url()));
-    let out = build(&f2, &target, &request(dir.path(), &prefix), Arc::new(NoProgress)).unwrap();
+    let f2 = env_file(
+        dir.path(),
+        &format!(
+            "channels: ['{}']\ndependencies: ['a 2.0', b]\n",
+            channel.url()
+        ),
+    );
+    let out = build(
+        &f2,
+        &target,
+        &request(dir.path(), &prefix),
+        Arc::new(NoProgress),
+    )
+    .unwrap();
     assert_eq!((out.installed, out.removed), (1, 1), "only `a` changes");
-    assert_eq!(fs_err::read_to_string(prefix.join("share/a.txt")).unwrap(), "2.0");
+    assert_eq!(
+        fs_err::read_to_string(prefix.join("share/a.txt")).unwrap(),
+        "2.0"
+    );
 }

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use envship_env::{lock, LockError, LockRequest};
 use envship_spec::{EnvironmentFile, NoProgress, Target};
-use envship_test_support::{FixtureChannel, LocalChannel, PackageBuilder, ArchiveFormat};
+use envship_test_support::{ArchiveFormat, FixtureChannel, LocalChannel, PackageBuilder};
 
 fn request(dir: &Path) -> LockRequest {
     LockRequest {
@@ -41,7 +41,11 @@ fn index4_python36_numpy_for_lcls_rhel6() {
     let mut req = request(dir.path());
     req.explicit = Some(dir.path().join("explicit.txt"));
     let out = lock(&file, &target, &req, &NoProgress).unwrap();
-    let names: Vec<String> = out.packages.iter().map(|p| format!("{}={}", p.name, p.version)).collect();
+    let names: Vec<String> = out
+        .packages
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.version))
+        .collect();
     // A reference solve of the same input (conda's own test data) gives these 21 records.
     assert_eq!(out.packages.len(), 21, "{names:?}");
     assert!(names.contains(&"python=3.6.6".to_string()), "{names:?}");
@@ -53,12 +57,19 @@ fn index4_python36_numpy_for_lcls_rhel6() {
     let records = envship_env::lock::read_lock_records(&out.lock_path, &target).unwrap();
     assert_eq!(records.len(), 21);
     let text = fs_err::read_to_string(&out.lock_path).unwrap();
-    assert!(text.contains("__glibc=2.12"), "virtual packages recorded:\n{}", &text[..600.min(text.len())]);
+    assert!(
+        text.contains("__glibc=2.12"),
+        "virtual packages recorded:\n{}",
+        &text[..600.min(text.len())]
+    );
 
     // The explicit file lists every package once, with its md5.
     let explicit = fs_err::read_to_string(dir.path().join("explicit.txt")).unwrap();
     assert!(explicit.contains("@EXPLICIT"));
-    assert_eq!(explicit.lines().filter(|l| l.contains(".tar.bz2#")).count(), 21);
+    assert_eq!(
+        explicit.lines().filter(|l| l.contains(".tar.bz2#")).count(),
+        21
+    );
 
     // Unchanged input: the lock is kept, not solved again.
     let again = lock(&file, &target, &request(dir.path()), &NoProgress).unwrap();
@@ -79,17 +90,26 @@ fn index4_python36_numpy_for_lcls_rhel6() {
 /// A small base channel with what libfaiss needs besides the pytorch channel.
 fn faiss_base() -> LocalChannel {
     let base = LocalChannel::new();
-    for (name, version) in [("libgcc-ng", "11.2.0"), ("libstdcxx-ng", "11.2.0"), ("mkl", "2021.4.0")] {
+    for (name, version) in [
+        ("libgcc-ng", "11.2.0"),
+        ("libstdcxx-ng", "11.2.0"),
+        ("mkl", "2021.4.0"),
+    ] {
         // Uploaded 2017-01-01, before anything in the pytorch snapshot.
-        base.add(&PackageBuilder::new(name, version).timestamp_ms(1_483_228_800_000), ArchiveFormat::TarBz2);
+        base.add(
+            &PackageBuilder::new(name, version).timestamp_ms(1_483_228_800_000),
+            ArchiveFormat::TarBz2,
+        );
     }
     base.index();
+    base.strip_indexed_timestamps();
     base
 }
 
 #[test]
 fn pytorch_glibc_217_builds_are_skipped_for_lcls_rhel6() {
-    let pytorch = FixtureChannel::from_repodata(&[("repodata/pytorch_linux-64.repodata.json", "linux-64")]);
+    let pytorch =
+        FixtureChannel::from_repodata(&[("repodata/pytorch_linux-64.repodata.json", "linux-64")]);
     let base = faiss_base();
     let dir = tempfile::tempdir().unwrap();
     let file = env_file(
@@ -105,7 +125,12 @@ fn pytorch_glibc_217_builds_are_skipped_for_lcls_rhel6() {
         let mut req = request(dir.path());
         req.lock_path = Some(dir.path().join(format!("{target}.lock")));
         let out = lock(&file, &t, &req, &NoProgress).unwrap();
-        let f = out.packages.iter().find(|p| p.name == "libfaiss").unwrap().clone();
+        let f = out
+            .packages
+            .iter()
+            .find(|p| p.name == "libfaiss")
+            .unwrap()
+            .clone();
         format!("{}-{}", f.version, f.build)
     };
     assert_eq!(pick("lcls-rhel6"), "1.7.3-h2bc3f7f_0_cpu");
@@ -114,7 +139,8 @@ fn pytorch_glibc_217_builds_are_skipped_for_lcls_rhel6() {
 
 #[test]
 fn unsatisfiable_because_of_glibc_says_so() {
-    let pytorch = FixtureChannel::from_repodata(&[("repodata/pytorch_linux-64.repodata.json", "linux-64")]);
+    let pytorch =
+        FixtureChannel::from_repodata(&[("repodata/pytorch_linux-64.repodata.json", "linux-64")]);
     let base = faiss_base();
     let dir = tempfile::tempdir().unwrap();
     let file = env_file(
@@ -128,7 +154,9 @@ fn unsatisfiable_because_of_glibc_says_so() {
     let t = Target::builtin("lcls-rhel6").unwrap();
     let err = lock(&file, &t, &request(dir.path()), &NoProgress).unwrap_err();
     match &err {
-        LockError::Unsatisfiable { help, explanation, .. } => {
+        LockError::Unsatisfiable {
+            help, explanation, ..
+        } => {
             assert!(help.contains("libfaiss"), "{help}");
             assert!(help.contains("__glibc >=2.17"), "{help}");
             assert!(help.contains("target lcls-rhel6 has glibc 2.12"), "{help}");
@@ -136,7 +164,10 @@ fn unsatisfiable_because_of_glibc_says_so() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert!(!dir.path().join("envship.lock").exists(), "no lock written on failure");
+    assert!(
+        !dir.path().join("envship.lock").exists(),
+        "no lock written on failure"
+    );
 }
 
 #[test]
@@ -149,12 +180,17 @@ fn template_token_file_fails_naming_the_token() {
 
 #[test]
 fn exclude_newer_solves_as_of_a_date() {
-    let pytorch = FixtureChannel::from_repodata(&[("repodata/pytorch_linux-64.repodata.json", "linux-64")]);
+    let pytorch =
+        FixtureChannel::from_repodata(&[("repodata/pytorch_linux-64.repodata.json", "linux-64")]);
     let base = faiss_base();
     let dir = tempfile::tempdir().unwrap();
     let file = env_file(
         dir.path(),
-        &format!("channels:\n  - {}\n  - {}\ndependencies:\n  - libfaiss\n", pytorch.url(), base.url()),
+        &format!(
+            "channels:\n  - {}\n  - {}\ndependencies:\n  - libfaiss\n",
+            pytorch.url(),
+            base.url()
+        ),
     );
     let t = Target::builtin("rhel7").unwrap();
     let mut req = request(dir.path());

@@ -30,14 +30,28 @@ fn every_fixture_env_file_parses() {
         let result = EnvironmentFile::from_path(&path);
         if name == "slac-lcls__relmanage__env_create_py2.yml" {
             let err = result.expect_err("the template token must be refused");
-            assert!(matches!(err, EnvFileError::TemplateToken { ref token, .. } if token == "PYTHONVER"), "{err:?}");
+            assert!(
+                matches!(err, EnvFileError::TemplateToken { ref token, .. } if token == "PYTHONVER"),
+                "{err:?}"
+            );
             continue;
         }
         let file = result.unwrap_or_else(|e| panic!("{name}: {}", render(&e)));
-        assert!(!file.dependencies.is_empty() || !file.pip.is_empty(), "{name} has no dependencies");
+        assert!(
+            !file.dependencies.is_empty() || !file.pip.is_empty(),
+            "{name} has no dependencies"
+        );
         // rattler's reading and ours agree on the dependency count.
-        assert_eq!(file.yaml.match_specs().count(), file.dependencies.len(), "{name}");
-        assert_eq!(file.yaml.pip_specs().map(|p| p.len()).unwrap_or(0), file.pip.len(), "{name}");
+        assert_eq!(
+            file.yaml.match_specs().count(),
+            file.dependencies.len(),
+            "{name}"
+        );
+        assert_eq!(
+            file.yaml.pip_specs().map(|p| p.len()).unwrap_or(0),
+            file.pip.len(),
+            "{name}"
+        );
     }
     assert_eq!(count, 12, "all fixture environment files were read");
 }
@@ -45,7 +59,9 @@ fn every_fixture_env_file_parses() {
 #[test]
 fn fixture_features_are_understood() {
     // nodefaults, chan::pkg and variables with absolute paths.
-    let pcds = EnvironmentFile::from_path(&data_dir().join("pcdshub__pcds-envs__envs_pcds_env.yml")).unwrap();
+    let pcds =
+        EnvironmentFile::from_path(&data_dir().join("pcdshub__pcds-envs__envs_pcds_env.yml"))
+            .unwrap();
     assert!(pcds.dependencies.len() > 50);
     let with_prefix: Vec<_> = fs_err::read_dir(data_dir())
         .unwrap()
@@ -55,14 +71,24 @@ fn fixture_features_are_understood() {
             Some((p, f))
         })
         .collect();
-    assert!(with_prefix.iter().any(|(_, f)| f.nodefaults()), "some file uses nodefaults");
-    assert!(with_prefix.iter().any(|(_, f)| !f.variables.is_empty()), "some file has variables");
     assert!(
-        with_prefix.iter().any(|(_, f)| f.dependencies.iter().any(|d| d.spec.channel.is_some())),
+        with_prefix.iter().any(|(_, f)| f.nodefaults()),
+        "some file uses nodefaults"
+    );
+    assert!(
+        with_prefix.iter().any(|(_, f)| !f.variables.is_empty()),
+        "some file has variables"
+    );
+    assert!(
+        with_prefix
+            .iter()
+            .any(|(_, f)| f.dependencies.iter().any(|d| d.spec.channel.is_some())),
         "some file uses chan::pkg"
     );
     assert!(
-        with_prefix.iter().any(|(_, f)| f.warnings.iter().any(|w| w.message.contains("prefix"))),
+        with_prefix
+            .iter()
+            .any(|(_, f)| f.warnings.iter().any(|w| w.message.contains("prefix"))),
         "some file has an ignored prefix:"
     );
 }

@@ -81,7 +81,10 @@ fn write_atomic(path: &Path, text: &str) -> miette::Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     fs_err::write(&tmp, text).into_diagnostic()?;
     fs_err::rename(&tmp, path).into_diagnostic()
@@ -111,9 +114,13 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     }
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        stdout.write_all(report.to_json().as_bytes()).into_diagnostic()?;
+        stdout
+            .write_all(report.to_json().as_bytes())
+            .into_diagnostic()?;
     } else {
-        stdout.write_all(render_table(&report).as_bytes()).into_diagnostic()?;
+        stdout
+            .write_all(render_table(&report).as_bytes())
+            .into_diagnostic()?;
     }
     stdout.flush().into_diagnostic()?;
     Ok(if report.passed() {

@@ -91,8 +91,14 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     } else if !global.quiet {
         if let Some(pip) = &outcome.pip {
             for p in &pip.packages {
-                writeln!(out, "  pip {:<24} {:<12} {}", p.name, p.version, p.wheel.as_deref().unwrap_or(&p.url))
-                    .into_diagnostic()?;
+                writeln!(
+                    out,
+                    "  pip {:<24} {:<12} {}",
+                    p.name,
+                    p.version,
+                    p.wheel.as_deref().unwrap_or(&p.url)
+                )
+                .into_diagnostic()?;
             }
         }
         writeln!(

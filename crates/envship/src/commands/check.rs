@@ -54,13 +54,24 @@ pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
     let request = Request {
         file: f.path.display().to_string(),
         name: project.name(),
-        virtual_packages: project.target.virtual_packages().iter().map(|v| v.to_string()).collect(),
+        virtual_packages: project
+            .target
+            .virtual_packages()
+            .iter()
+            .map(|v| v.to_string())
+            .collect(),
         target: project.target.clone(),
-        channels: chans.iter().map(|c| c.base_url.as_str().trim_end_matches('/').to_string()).collect(),
+        channels: chans
+            .iter()
+            .map(|c| c.base_url.as_str().trim_end_matches('/').to_string())
+            .collect(),
         dependencies: f.dependencies.iter().map(|d| d.spec.to_string()).collect(),
         pip: f.pip.iter().map(|p| p.raw.clone()).collect(),
         variables: f.variables.clone(),
-        config: project.config_path.as_ref().map(|p| p.display().to_string()),
+        config: project
+            .config_path
+            .as_ref()
+            .map(|p| p.display().to_string()),
         warnings: f
             .warnings
             .iter()

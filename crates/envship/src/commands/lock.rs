@@ -37,16 +37,28 @@ pub struct LockArgs {
 
 impl LockArgs {
     /// The library request, with envship.toml filling in what the command line leaves out.
-    pub fn request(&self, project: &Project, explicit: Option<PathBuf>) -> miette::Result<LockRequest> {
+    pub fn request(
+        &self,
+        project: &Project,
+        explicit: Option<PathBuf>,
+    ) -> miette::Result<LockRequest> {
         let exclude_newer = self
             .exclude_newer
             .as_deref()
             .or(project.config.exclude_newer.as_deref())
             .map(envship_env::lock::parse_exclude_newer)
             .transpose()
-            .map_err(|e| miette::miette!(code = "envship::lock::exclude_newer", "invalid --exclude-newer: {e}"))?;
+            .map_err(|e| {
+                miette::miette!(
+                    code = "envship::lock::exclude_newer",
+                    "invalid --exclude-newer: {e}"
+                )
+            })?;
         Ok(LockRequest {
-            channel_alias: self.channel_alias.clone().or(project.config.channel_alias.clone()),
+            channel_alias: self
+                .channel_alias
+                .clone()
+                .or(project.config.channel_alias.clone()),
             offline: self.offline,
             exclude_newer,
             cache_dir: self.cache_dir.clone(),
@@ -87,13 +99,21 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     }
     if !global.quiet {
         for p in &outcome.packages {
-            writeln!(out, "  {:<28} {:<16} {:<24} {}", p.name, p.version, p.build, p.channel)
-                .into_diagnostic()?;
+            writeln!(
+                out,
+                "  {:<28} {:<16} {:<24} {}",
+                p.name, p.version, p.build, p.channel
+            )
+            .into_diagnostic()?;
         }
         writeln!(
             out,
             "{} {} packages for {} in {} ({:.2}s)",
-            if outcome.reused { "up to date:" } else { "locked" },
+            if outcome.reused {
+                "up to date:"
+            } else {
+                "locked"
+            },
             outcome.packages.len(),
             outcome.target,
             outcome.lock_path.display(),

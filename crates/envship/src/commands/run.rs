@@ -27,7 +27,7 @@ pub struct Args {
 /// The prefix a command acts on: `--prefix`, else the project's build prefix.
 pub fn resolve_prefix(file: &FileArgs, prefix: Option<PathBuf>) -> miette::Result<PathBuf> {
     match prefix {
-        Some(p) => Ok(p),
+        Some(p) => std::path::absolute(&p).into_diagnostic(),
         None => {
             let project = Project::load(&file.file, &TargetArgs::default())?;
             Ok(prefix_for(&project, None))
@@ -47,7 +47,9 @@ pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
         .env_clear()
         .envs(env)
         .status()
-        .map_err(|e| miette::miette!(code = "envship::run::spawn", "cannot run `{program}`: {e}"))?;
+        .map_err(|e| {
+            miette::miette!(code = "envship::run::spawn", "cannot run `{program}`: {e}")
+        })?;
     let code = status.code().unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
         128 + status.signal().unwrap_or(0)

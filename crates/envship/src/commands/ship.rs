@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use envship_audit::{AuditOptions, Allowlist};
+use envship_audit::{Allowlist, AuditOptions};
 use envship_env::{build, BuildRequest};
 use envship_pack::{Format, ManifestTarget, PackOptions};
 use envship_sandbox::{Isolation, RootfsSource, TestOptions};
@@ -31,7 +31,12 @@ pub struct Args {
     #[arg(default_value = ".", value_name = "DIR")]
     dir: PathBuf,
     /// The environment file, relative to DIR.
-    #[arg(short = 'f', long = "file", default_value = "environment.yml", value_name = "FILE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "environment.yml",
+        value_name = "FILE"
+    )]
     file: PathBuf,
     #[command(flatten)]
     target: TargetArgs,
@@ -104,7 +109,10 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let project = Project::load(&file, &args.target)?;
     let name = project.name();
     let dir = project.dir();
-    let version = args.version.clone().unwrap_or_else(|| default_version_in(&dir));
+    let version = args
+        .version
+        .clone()
+        .unwrap_or_else(|| default_version_in(&dir));
     let out_dir = args.out_dir.clone().unwrap_or_else(|| dir.join("dist"));
     let script = match (&args.script, &project.config.test_script) {
         (Some(s), _) => s.clone(),
@@ -184,7 +192,11 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         figure: format!(
             "{} packages{}",
             built.lock.packages.len(),
-            if built.lock.reused { " (lock up to date)" } else { "" }
+            if built.lock.reused {
+                " (lock up to date)"
+            } else {
+                ""
+            }
         ),
     });
     summary.stages.push(StageResult {
@@ -208,7 +220,11 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
 
     // audit
     let t = Instant::now();
-    say(format!("audit {} for {}", prefix.display(), project.target.name));
+    say(format!(
+        "audit {} for {}",
+        prefix.display(),
+        project.target.name
+    ));
     let allowlist = match &args.allow {
         Some(p) => Allowlist::load(p)?,
         None => Allowlist::default(),
@@ -256,7 +272,12 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         &PackOptions {
             prefix: prefix.clone(),
             build_prefix: None,
-            output: Some(out_dir.join(envship_pack::default_file_name(&name, &version, &project.target.subdir, format))),
+            output: Some(out_dir.join(envship_pack::default_file_name(
+                &name,
+                &version,
+                &project.target.subdir,
+                format,
+            ))),
             name: name.clone(),
             version: version.clone(),
             target: ManifestTarget {
@@ -279,7 +300,9 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         },
         bars.as_ref(),
     )?;
-    let archive_size = fs_err::metadata(&packed.archive).map(|m| m.len()).unwrap_or(0);
+    let archive_size = fs_err::metadata(&packed.archive)
+        .map(|m| m.len())
+        .unwrap_or(0);
     summary.archive = Some(packed.archive.clone());
     summary.sha256 = packed.sha256.clone();
     summary.manifest = Some(packed.manifest_path.clone());
@@ -292,7 +315,10 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
 
     // test
     let t = Instant::now();
-    say(format!("test {} at {dest_prefix}", packed.archive.display()));
+    say(format!(
+        "test {} at {dest_prefix}",
+        packed.archive.display()
+    ));
     let log_path = out_dir.join(format!("{stem}.test.log"));
     let opts = TestOptions {
         archive: packed.archive.clone(),
@@ -341,7 +367,11 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
 
     summary.passed = outcome.passed;
     print_summary(&summary, &args, started)?;
-    Ok(if outcome.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if outcome.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `git describe --tags` of the project, else today's date (YYYY.MM.DD).
@@ -404,7 +434,12 @@ fn print_summary(summary: &ShipSummary, args: &Args, started: Instant) -> miette
         writeln!(out).into_diagnostic()?;
         return Ok(());
     }
-    writeln!(out, "{:<8} {:<7} {:>8}  {}", "stage", "result", "seconds", "").into_diagnostic()?;
+    writeln!(
+        out,
+        "{:<8} {:<7} {:>8}  {}",
+        "stage", "result", "seconds", ""
+    )
+    .into_diagnostic()?;
     for st in &summary.stages {
         writeln!(
             out,
@@ -416,7 +451,8 @@ fn print_summary(summary: &ShipSummary, args: &Args, started: Instant) -> miette
         )
         .into_diagnostic()?;
     }
-    let passed = summary.stages.iter().all(|st| st.ok) && summary.stages.iter().any(|s| s.stage == "test");
+    let passed =
+        summary.stages.iter().all(|st| st.ok) && summary.stages.iter().any(|s| s.stage == "test");
     writeln!(
         out,
         "{} {} {} for {} in {seconds:.1}s",

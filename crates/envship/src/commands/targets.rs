@@ -36,7 +36,11 @@ pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
     )
     .into_diagnostic()?;
     for t in &targets {
-        let ver = |ns: &str| t.max_system_version(ns).map(|v| v.to_string()).unwrap_or_default();
+        let ver = |ns: &str| {
+            t.max_system_version(ns)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        };
         writeln!(
             out,
             "{:<12} {:<9} {:>6} {:>8}  {:<15} {:<8} {:<8} {}",

@@ -4,10 +4,20 @@ use crate::{envship, example, filter};
 
 #[test]
 fn targets_table() {
-    let out = envship().arg("targets").assert().success().get_output().stdout.clone();
+    let out = envship()
+        .arg("targets")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8(out).unwrap();
     // `host` depends on the machine; the built-in profiles do not.
-    let stable: String = text.lines().filter(|l| !l.starts_with("host")).map(|l| format!("{l}\n")).collect();
+    let stable: String = text
+        .lines()
+        .filter(|l| !l.starts_with("host"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     insta::assert_snapshot!(stable);
 }
 
@@ -45,7 +55,11 @@ fn check_json_is_machine_readable() {
 #[test]
 fn bad_spec_is_reported_with_file_line_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    fs_err::write(dir.path().join("environment.yml"), "dependencies:\n  - python=PYTHONVER\n").unwrap();
+    fs_err::write(
+        dir.path().join("environment.yml"),
+        "dependencies:\n  - python=PYTHONVER\n",
+    )
+    .unwrap();
     let out = envship()
         .current_dir(dir.path())
         .arg("check")
@@ -101,7 +115,13 @@ fn lock_build_run_the_bundled_example() {
     let prefix = dir.path().join(".envship/build/hello-envship");
     envship()
         .current_dir(dir.path())
-        .args(["run", "--", "sh", "-c", "echo $HELLO_GREETING $HELLO_ACTIVATED $CONDA_PREFIX; hello --prefix"])
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo $HELLO_GREETING $HELLO_ACTIVATED $CONDA_PREFIX; hello --prefix",
+        ])
         .assert()
         .success()
         .stdout(predicate::str::contains(format!(

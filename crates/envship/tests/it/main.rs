@@ -8,13 +8,19 @@ use std::path::{Path, PathBuf};
 /// The envship binary under test.
 pub fn envship() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("envship").unwrap();
-    cmd.env_remove("ENVSHIP_TARGET").env("NO_COLOR", "1").env("RUST_LOG", "warn");
+    cmd.env_remove("ENVSHIP_TARGET")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "warn");
     cmd
 }
 
 /// The repo's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Copy a bundled example into a temp dir so tests never write into the checkout.
