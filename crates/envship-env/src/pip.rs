@@ -58,7 +58,7 @@ pub struct PipOutcome {
     pub record_path: PathBuf,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct PipRecord {
     fingerprint: String,
     target: String,
@@ -190,11 +190,17 @@ pub async fn install(
     // Not `*.json`: every JSON file in conda-meta must be a package record for conda and rattler.
     let in_prefix = prefix.join("conda-meta").join("envship-pip.state");
     let record_out = record_path(lock_path);
-    if let Some(prev) = fs_err::read_to_string(&in_prefix)
+    let previous = fs_err::read_to_string(&in_prefix)
         .ok()
-        .and_then(|t| serde_json::from_str::<PipRecord>(&t).ok())
-    {
-        if prev.fingerprint == fingerprint && all_installed(prefix, &prev.packages) {
+        .and_then(|t| serde_json::from_str::<PipRecord>(&t).ok());
+    if let Some(prev) = &previous {
+        let installed = all_installed(prefix, &prev.packages);
+        tracing::debug!(
+            "pip record: same request: {}, all installed: {installed}",
+            prev.fingerprint == fingerprint
+        );
+        if prev.fingerprint == fingerprint && installed {
+            let prev = prev.clone();
             return Ok(PipOutcome {
                 packages: prev.packages,
                 reused: true,
@@ -289,7 +295,15 @@ pub async fn install(
             pip_output: tail,
         });
     }
-    let packages = read_report(&report)?;
+    let mut packages = read_report(&report)?;
+    let mut reused = false;
+    if packages.is_empty() {
+        // pip found everything already installed: the previous record still describes it.
+        if let Some(prev) = previous.filter(|p| p.fingerprint == fingerprint) {
+            packages = prev.packages;
+            reused = true;
+        }
+    }
     let record = PipRecord {
         fingerprint,
         target: target.name.clone(),
@@ -309,7 +323,7 @@ pub async fn install(
     }
     Ok(PipOutcome {
         packages,
-        reused: false,
+        reused,
         record_path: record_out,
     })
 }

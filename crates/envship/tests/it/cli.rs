@@ -135,3 +135,67 @@ fn lock_build_run_the_bundled_example() {
         .success()
         .stdout(predicate::str::contains("CONDA_PREFIX"));
 }
+
+#[test]
+fn ship_the_bundled_example_for_lcls_rhel6() {
+    if let Err(e) = envship_sandbox::namespaces_available() {
+        eprintln!("SKIP: user namespaces unavailable: {e}");
+        return;
+    }
+    let dir = example("hello");
+    let out = envship()
+        .current_dir(dir.path())
+        .args([
+            "ship",
+            "--offline",
+            "--json",
+            "--version",
+            "1.0",
+            "--cache-dir",
+        ])
+        .arg(dir.path().join(".cache"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["passed"], true, "{json:#}");
+    let archive = dir.path().join("dist/hello-envship-1.0-linux-64.tar.gz");
+    assert!(archive.exists());
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs_err::read(
+            dir.path()
+                .join("dist/hello-envship-1.0-linux-64.manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["test"]["passed"], true);
+    assert_eq!(manifest["audit"]["errors"], 0);
+}
+
+#[test]
+fn the_audit_stops_a_ship_for_lcls_rhel6_and_not_for_rhel8() {
+    if let Err(e) = envship_sandbox::namespaces_available() {
+        eprintln!("SKIP: user namespaces unavailable: {e}");
+        return;
+    }
+    let dir = example("needs-glibc-2.14");
+    let cache = dir.path().join(".cache");
+    envship()
+        .current_dir(dir.path())
+        .args(["ship", "--offline", "--cache-dir"])
+        .arg(&cache)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("NOT shipped"))
+        .stderr(predicate::str::contains("memcpy@GLIBC_2.14"));
+    envship()
+        .current_dir(dir.path())
+        .args(["ship", "--offline", "--target", "rhel8", "--cache-dir"])
+        .arg(&cache)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("shipped memcpy-demo"));
+}
