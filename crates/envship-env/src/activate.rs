@@ -88,8 +88,8 @@ pub fn activation_script(prefix: &Path, shell_name: &str) -> Result<String, Acti
     check(prefix)?;
     let shell: ShellEnum = match shell_name {
         "bash" | "sh" => shell::Bash::default().into(),
-        "zsh" => shell::Zsh::default().into(),
-        "fish" => shell::Fish::default().into(),
+        "zsh" => shell::Zsh.into(),
+        "fish" => shell::Fish.into(),
         other => return Err(ActivateError::UnknownShell(other.to_string())),
     };
     let activator = Activator::from_path(prefix, shell, Subdir::Linux64)

@@ -491,7 +491,7 @@ fn read_report(path: &Path) -> Result<Vec<PipPackage>, PipError> {
             }
         })
         .collect();
-    out.sort_by(|a, b| normalize(&a.name).cmp(&normalize(&b.name)));
+    out.sort_by_key(|p| normalize(&p.name));
     Ok(out)
 }
 

@@ -1,5 +1,7 @@
 //! The envship command line: sets up logging, progress and error reporting, then dispatches to
 //! one module per subcommand under `commands/`. Everything else lives in the library crates.
+// The binary is where output to the terminal belongs; the libraries never print.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod commands;
 mod progress;

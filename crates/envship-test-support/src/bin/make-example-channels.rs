@@ -2,7 +2,7 @@
 //! `examples/recipe/` (compiled by `examples/recipe/build.sh`, which then runs this program).
 //!
 //! Usage: make-example-channels BUILT_BINARIES_DIR EXAMPLES_DIR
-#![allow(clippy::unwrap_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 

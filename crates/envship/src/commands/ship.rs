@@ -434,12 +434,7 @@ fn print_summary(summary: &ShipSummary, args: &Args, started: Instant) -> miette
         writeln!(out).into_diagnostic()?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<8} {:<7} {:>8}  {}",
-        "stage", "result", "seconds", ""
-    )
-    .into_diagnostic()?;
+    writeln!(out, "{:<8} {:<7} {:>8}", "stage", "result", "seconds").into_diagnostic()?;
     for st in &summary.stages {
         writeln!(
             out,
