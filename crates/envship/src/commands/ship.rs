@@ -243,7 +243,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     )?;
     fs_err::create_dir_all(&out_dir).into_diagnostic()?;
     let stem = envship_pack::default_file_name(&name, &version, &project.target.subdir, format);
-    let stem = strip_archive_ext(&stem);
+    let stem = envship_publish::artifacts::archive_stem(&stem).to_string();
     let audit_path = out_dir.join(format!("{stem}.audit.json"));
     write_atomic(&audit_path, report.to_json().as_bytes())?;
     summary.audit_report = Some(audit_path.clone());
@@ -389,15 +389,6 @@ fn default_version_in(dir: &Path) -> String {
         }
     }
     jiff::Zoned::now().strftime("%Y.%m.%d").to_string()
-}
-
-fn strip_archive_ext(name: &str) -> String {
-    for ext in [".tar.gz", ".tar.zst", ".zip"] {
-        if let Some(s) = name.strip_suffix(ext) {
-            return s.to_string();
-        }
-    }
-    name.to_string()
 }
 
 fn human_bytes(n: u64) -> String {
