@@ -81,7 +81,9 @@ pub fn resolve_channels(
         .map(|c| c.raw.clone())
         .filter(|r| r != "nodefaults")
         .collect();
-    if raws.is_empty() {
+    // Only a file that names no channel at all gets the fallback: `channels: [nodefaults]`
+    // asks for nothing implicit (its packages then come from `chan::pkg` specs).
+    if file.channels.is_empty() {
         raws.push(FALLBACK_CHANNEL.to_string());
     }
     let mut out: Vec<Channel> = Vec::new();
@@ -170,6 +172,13 @@ mod tests {
             remapped.as_str(),
             "https://mirror.example.org/conda/bioconda/"
         );
+    }
+
+    #[test]
+    fn nodefaults_alone_means_no_implicit_channel() {
+        let f = file("channels: [nodefaults]\ndependencies: [idx::python]\n");
+        let cfg = channel_config(Path::new("/tmp"), None).expect("cfg");
+        assert!(resolve_channels(&f, &cfg).expect("resolve").is_empty());
     }
 
     #[test]

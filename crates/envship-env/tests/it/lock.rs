@@ -200,3 +200,48 @@ fn exclude_newer_solves_as_of_a_date() {
     let f = out.packages.iter().find(|p| p.name == "libfaiss").unwrap();
     assert_eq!(f.version, "1.7.3");
 }
+
+/// `chan::pkg` names a channel that is not in `channels:`; with `--channel-alias` pointing at a
+/// mirror, that channel must come from the mirror too (rattler resolves it against the public
+/// alias at parse time), and the lock must record the mirror's URLs.
+#[test]
+fn channel_prefixed_specs_follow_the_channel_alias() {
+    let channel = index4();
+    let mirror = tempfile::tempdir().unwrap();
+    for subdir in ["linux-64", "noarch"] {
+        let to = mirror.path().join("idx").join(subdir);
+        fs_err::create_dir_all(&to).unwrap();
+        fs_err::copy(
+            channel.dir.path().join(subdir).join("repodata.json"),
+            to.join("repodata.json"),
+        )
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = env_file(
+        dir.path(),
+        "name: aliased\nchannels:\n  - nodefaults\ndependencies:\n  - idx::python=3.6\n  - idx::numpy\n",
+    );
+    let target = Target::builtin("lcls-rhel6").unwrap();
+    let mut req = request(dir.path());
+    let alias = envship_test_support::file_url(mirror.path());
+    req.channel_alias = Some(alias.to_string());
+    let out = lock(&file, &target, &req, &NoProgress).unwrap();
+    assert_eq!(out.packages.len(), 21);
+    let mirror_idx = format!("{alias}idx/");
+    for p in &out.packages {
+        assert!(
+            p.url.starts_with(&mirror_idx),
+            "{} comes from {} instead of the mirror {mirror_idx}",
+            p.name,
+            p.url
+        );
+    }
+
+    // Without the alias, `idx` means the public server, which offline mode cannot reach.
+    let err = lock(&file, &target, &request(dir.path()), &NoProgress).unwrap_err();
+    assert!(
+        err.to_string().contains("conda.anaconda.org/idx"),
+        "unexpected error: {err}"
+    );
+}
