@@ -179,9 +179,11 @@ pub async fn build_async(
             path: parent.to_path_buf(),
             source,
         })?;
+        let staging_prefix = staging_name_prefix(&prefix);
+        remove_stale_staging(parent, &staging_prefix);
         Some(
             tempfile::Builder::new()
-                .prefix(".envship-staging-")
+                .prefix(&staging_prefix)
                 .tempdir_in(parent)
                 .map_err(|source| BuildError::State {
                     path: parent.to_path_buf(),
@@ -253,6 +255,39 @@ pub async fn build_async(
         pip,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Staging directories of one prefix are named after it, so a later build can find the ones an
+/// interrupted build (SIGINT, SIGKILL, power loss) left behind.
+fn staging_name_prefix(prefix: &Path) -> String {
+    let name = prefix
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.envship-staging-")
+}
+
+/// Remove what interrupted builds of the same prefix left next to it. Best effort: a leftover
+/// that cannot be removed costs disk space, not correctness.
+fn remove_stale_staging(parent: &Path, staging_prefix: &str) {
+    let Ok(entries) = fs_err::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(staging_prefix)
+        {
+            tracing::info!(
+                "removing {} left by an interrupted build",
+                entry.path().display()
+            );
+            if let Err(e) = fs_err::remove_dir_all(entry.path()) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

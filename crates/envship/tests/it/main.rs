@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod cli;
+mod interrupt;
 
 use std::path::{Path, PathBuf};
 
