@@ -434,6 +434,23 @@ pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<S
                         capacity,
                     },
                 );
+            } else if p.path_type.as_deref() == Some("unix_python_entry_point") {
+                // The installer writes entry points itself (`#!BUILD_PREFIX/bin/python`),
+                // so no placeholder is recorded for them: find the prefix in the content.
+                if let Some(mode) = scan_file(&full, build_prefix.as_bytes())? {
+                    relocs.insert(
+                        rel.clone(),
+                        RelocEntry {
+                            path: rel,
+                            mode,
+                            capacity: if mode == RelocMode::Binary {
+                                build_prefix.len()
+                            } else {
+                                0
+                            },
+                        },
+                    );
+                }
             } else if md.file_type().is_file() {
                 if let Some(size) = p.size_in_bytes {
                     if size != md.len() {

@@ -222,7 +222,7 @@ impl Target {
             name: HOST.to_string(),
             description: "this machine (detected)".to_string(),
             subdir,
-            system: system_libraries_for(&glibc),
+            system: with_host_libraries(system_libraries_for(&glibc), HOST_LIBRARY_DIRS),
             glibc,
             linux,
             cuda,
@@ -337,6 +337,44 @@ fn policies() -> &'static [PolicyEntry] {
     })
 }
 
+/// Where the host's dynamic loader finds system libraries (Debian multiarch and RHEL layouts).
+pub const HOST_LIBRARY_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
+
+/// The `host` target runs on this machine, so every shared library its loader can find is a
+/// system library there, not only the manylinux policy's short list: an environment that links
+/// the host's libssl passes for `host` and still fails for a production target.
+pub fn with_host_libraries(mut system: SystemLibraries, dirs: &[&str]) -> SystemLibraries {
+    let mut found = std::collections::BTreeSet::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Sonames are `libNAME.so.N` or `libNAME-X.Y.so` (libdb-5.3.so); the loader finds
+            // any of them by file name.
+            if name.starts_with("lib") && (name.contains(".so.") || name.ends_with(".so")) {
+                found.insert(name);
+            }
+        }
+    }
+    if !found.is_empty() {
+        found.extend(system.libraries.drain(..));
+        system.libraries = found.into_iter().collect();
+        system.policy = format!("{}+host", system.policy);
+    }
+    system
+}
+
 /// The system libraries of the newest manylinux policy whose glibc is not newer than `glibc`.
 pub fn system_libraries_for(glibc: &DottedVersion) -> SystemLibraries {
     let policy_glibc = |p: &PolicyEntry| {
@@ -389,6 +427,31 @@ pub fn system_libraries_for(glibc: &DottedVersion) -> SystemLibraries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_libraries_come_from_the_loader_dirs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in [
+            "libssl.so.3",
+            "libdb-5.3.so",
+            "notalib.so.1",
+            "libc.so.6",
+            "libx.a",
+        ] {
+            std::fs::write(dir.path().join(f), "").expect("write");
+        }
+        let base = system_libraries_for(&DottedVersion::new([2, 17]));
+        let path = dir.path().display().to_string();
+        let host = with_host_libraries(base.clone(), &[path.as_str(), "/nonexistent"]);
+        assert_eq!(host.policy, "manylinux_2_17+host");
+        assert!(host.libraries.contains(&"libssl.so.3".to_string()));
+        assert!(host.libraries.contains(&"libdb-5.3.so".to_string()));
+        assert!(!host.libraries.contains(&"notalib.so.1".to_string()));
+        assert!(!host.libraries.contains(&"libx.a".to_string()));
+        assert_eq!(host.libraries.len(), base.libraries.len() + 2);
+        // Nothing found (another OS layout): the policy list alone.
+        assert_eq!(with_host_libraries(base.clone(), &["/nonexistent"]), base);
+    }
 
     #[test]
     fn policy_file_parses() {

@@ -7,7 +7,9 @@
 //! prefix it is relocatable. Two fixes make it behave like a conda python: drop
 //! `EXTERNALLY-MANAGED` (PEP 668 would make pip refuse to install), and replace Debian's
 //! `sitecustomize.py` (a symlink into /etc) with one that adds the prefix's `site-packages`
-//! (Debian's site.py only looks in `dist-packages`). The archives are built once and cached.
+//! (Debian's site.py only looks in `dist-packages`), and make pip's default install scheme
+//! upstream's `posix_prefix` instead of Debian's `posix_local`. The archives are built once
+//! and cached.
 
 use std::{
     io::Read,
@@ -22,7 +24,7 @@ use crate::{package::PackageBuilder, ArchiveFormat, LocalChannel};
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3.11";
 const STDLIB: &str = "/usr/lib/python3.11";
 /// Bump when the recipe changes so cached archives are rebuilt.
-const RECIPE_VERSION: &str = "2";
+const RECIPE_VERSION: &str = "3";
 
 const SITECUSTOMIZE: &str = r#"# Written by envship-test-support: Debian's site.py only knows dist-packages.
 import os as _os, site as _site, sys as _sys
@@ -140,7 +142,10 @@ fn build_python(version: &str) -> PackageBuilder {
                 pkg = pkg.symlink(&dest, &target.to_string_lossy());
             }
         } else if ft.is_file() {
-            let bytes = fs_err::read(entry.path()).unwrap();
+            let mut bytes = fs_err::read(entry.path()).unwrap();
+            if rel_str == "sysconfig.py" {
+                bytes = conda_install_scheme(bytes);
+            }
             let exec = {
                 use std::os::unix::fs::PermissionsExt;
                 entry.metadata().unwrap().permissions().mode() & 0o111 != 0
@@ -153,6 +158,22 @@ fn build_python(version: &str) -> PackageBuilder {
         }
     }
     pkg
+}
+
+/// Debian patches sysconfig so that pip outside a venv installs into
+/// `PREFIX/local/lib/python3.11/dist-packages`; a conda python installs into
+/// `PREFIX/lib/python3.11/site-packages`. Make the default scheme `posix_prefix`, as upstream's.
+fn conda_install_scheme(sysconfig: Vec<u8>) -> Vec<u8> {
+    let text = String::from_utf8(sysconfig).expect("sysconfig.py is UTF-8");
+    let patched = text.replace(
+        "            prefix_scheme = 'posix_local'",
+        "            prefix_scheme = 'posix_prefix'",
+    );
+    assert_ne!(
+        patched, text,
+        "Debian's sysconfig.py changed: update the patch"
+    );
+    patched.into_bytes()
 }
 
 fn build_pip() -> PackageBuilder {

@@ -31,7 +31,7 @@ pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
     }
     writeln!(
         out,
-        "{:<12} {:<9} {:>6} {:>8}  {:<15} {:<8} {:<8} description",
+        "{:<12} {:<9} {:>6} {:>8}  {:<19} {:<8} {:<8} description",
         "target", "subdir", "glibc", "linux", "system libs", "GLIBCXX", "CXXABI"
     )
     .into_diagnostic()?;
@@ -43,7 +43,7 @@ pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
         };
         writeln!(
             out,
-            "{:<12} {:<9} {:>6} {:>8}  {:<15} {:<8} {:<8} {}",
+            "{:<12} {:<9} {:>6} {:>8}  {:<19} {:<8} {:<8} {}",
             t.name,
             t.subdir,
             t.glibc.to_string(),

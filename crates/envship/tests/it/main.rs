@@ -3,6 +3,7 @@
 
 mod cli;
 mod interrupt;
+mod ship_python;
 
 use std::path::{Path, PathBuf};
 
