@@ -87,3 +87,20 @@ impl Project {
             .unwrap_or(dir)
     }
 }
+
+/// `git describe --tags` of the project, else today's date (YYYY.MM.DD).
+pub fn default_version_in(dir: &Path) -> String {
+    let git = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["describe", "--tags", "--always", "--dirty"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    if let Ok(out) = git {
+        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !v.is_empty() {
+            return v.trim_start_matches('v').to_string();
+        }
+    }
+    jiff::Zoned::now().strftime("%Y.%m.%d").to_string()
+}

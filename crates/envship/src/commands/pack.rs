@@ -68,35 +68,6 @@ fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
 
-fn default_version() -> String {
-    let git = std::process::Command::new("git")
-        .args(["describe", "--tags", "--always", "--dirty"])
-        .stderr(std::process::Stdio::null())
-        .output();
-    if let Ok(out) = git {
-        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() && !v.is_empty() {
-            return v.trim_start_matches('v').to_string();
-        }
-    }
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    // civil date from days (Howard Hinnant)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}.{m:02}.{d:02}")
-}
-
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let target = args.target.resolve(None)?;
     let opts = PackOptions {
@@ -104,7 +75,9 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         build_prefix: None,
         output: args.output,
         name: args.name,
-        version: args.version.unwrap_or_else(default_version),
+        version: args
+            .version
+            .unwrap_or_else(|| crate::project::default_version_in(std::path::Path::new("."))),
         target: ManifestTarget {
             name: target.name.clone(),
             subdir: target.subdir.clone(),

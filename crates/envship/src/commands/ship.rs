@@ -112,7 +112,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let version = args
         .version
         .clone()
-        .unwrap_or_else(|| default_version_in(&dir));
+        .unwrap_or_else(|| crate::project::default_version_in(&dir));
     let out_dir = args.out_dir.clone().unwrap_or_else(|| dir.join("dist"));
     let script = match (&args.script, &project.config.test_script) {
         (Some(s), _) => s.clone(),
@@ -372,23 +372,6 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// `git describe --tags` of the project, else today's date (YYYY.MM.DD).
-fn default_version_in(dir: &Path) -> String {
-    let git = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["describe", "--tags", "--always", "--dirty"])
-        .stderr(std::process::Stdio::null())
-        .output();
-    if let Ok(out) = git {
-        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() && !v.is_empty() {
-            return v.trim_start_matches('v').to_string();
-        }
-    }
-    jiff::Zoned::now().strftime("%Y.%m.%d").to_string()
 }
 
 fn human_bytes(n: u64) -> String {
