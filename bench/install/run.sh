@@ -11,19 +11,9 @@ set -euo pipefail
 RUNS=${1:-3}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${BENCH_WORK:-/work/targets/bench-install}
-VENV=${PYRATTLER_VENV:-/work/targets/venv-pyrattler}
 mkdir -p "$WORK"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import rattler' 2>/dev/null; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q py-rattler
-fi
-if [ -z "${ENVSHIP:-}" ]; then
-    ENVSHIP=${CARGO_TARGET_DIR:-$REPO/target}/release/envship
-    [ -x "$ENVSHIP" ] || (cd "$REPO" && cargo build --release --locked -p envship)
-fi
+source "$REPO/bench/pyrattler.sh"
 if [ ! -f "$WORK/input/environment.yml" ]; then
     (cd "$REPO" && cargo run -q --locked -p envship-test-support --bin make-bench-channel -- "$WORK/input")
 fi
-echo "envship: $ENVSHIP ($("$ENVSHIP" --version))"
-echo "py-rattler: $("$VENV/bin/pip" show py-rattler 2>/dev/null | sed -n 's/^Version: //p')"
 exec "$VENV/bin/python" "$REPO/bench/install/bench.py" "$ENVSHIP" "$VENV/bin/python" "$WORK" "$RUNS"

@@ -11,17 +11,7 @@ set -euo pipefail
 RUNS=${1:-7}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${BENCH_WORK:-/work/targets/bench-solve}
-VENV=${PYRATTLER_VENV:-/work/targets/venv-pyrattler}
 mkdir -p "$WORK"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import rattler' 2>/dev/null; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q py-rattler
-fi
-if [ -z "${ENVSHIP:-}" ]; then
-    ENVSHIP=${CARGO_TARGET_DIR:-$REPO/target}/release/envship
-    [ -x "$ENVSHIP" ] || (cd "$REPO" && cargo build --release --locked -p envship)
-fi
-echo "envship: $ENVSHIP ($("$ENVSHIP" --version))"
-echo "py-rattler: $("$VENV/bin/pip" show py-rattler 2>/dev/null | sed -n 's/^Version: //p')"
+source "$REPO/bench/pyrattler.sh"
 exec "$VENV/bin/python" "$REPO/bench/solve/bench.py" "$ENVSHIP" "$VENV/bin/python" "$WORK" \
     "$REPO/../shared/fixtures" "$RUNS"
