@@ -24,6 +24,7 @@
 //! **Safe output**: written to a temp file in the output directory and renamed; `.sha256`
 //! (sha256sum format) and `.manifest.json` ([`Manifest`]) sidecars beside it.
 
+mod deflate_walk;
 mod error;
 pub mod manifest;
 mod pack;
