@@ -18,6 +18,9 @@
 //! gzip blocks and zstd's multithreaded mode do not depend on the thread count. Consequence:
 //! `.pyc` files whose source mtime no longer matches are recompiled by Python on import.
 //!
+//! **`.pyc` files holding the build prefix** cannot be byte-relocated: the prefix's python
+//! rewrites copies of them for the archive, else they are left out (see `pyc.rs`).
+//!
 //! **Bounded memory**: files are streamed; only files rewritten for `--dest-prefix` are held
 //! whole. Parallel gzip keeps at most 2 × threads blocks of 1 MiB in flight.
 //!
@@ -30,6 +33,7 @@ pub mod manifest;
 mod pack;
 mod pgzip;
 mod prefix;
+mod pyc;
 pub mod relocate;
 pub mod scripts;
 mod unpack;

@@ -17,6 +17,7 @@ use crate::{
     manifest::{Manifest, ManifestTarget, RelocationSummary, MANIFEST_VERSION},
     pgzip::ParGzWriter,
     prefix::{self, Entry, Kind},
+    pyc,
     relocate::{self, RelocEntry, RelocMode, RelocationList},
     scripts,
 };
@@ -331,7 +332,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     let filter = prefix::Filter::new(&opts.exclude, &opts.include)?;
 
     progress.start("scan", None, ProgressUnit::Items);
-    let scan = prefix::scan(&root, &build_prefix, &filter)?;
+    let mut scan = prefix::scan(&root, &build_prefix, &filter)?;
     progress.finish("scan");
 
     // Refusals, as conda-pack does.
@@ -379,6 +380,25 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     for bad in scripts::invalid_vars(&scan.env_vars) {
         tracing::warn!(
             "conda-meta/state: env var {bad:?} is not a valid shell name; not set by bin/activate"
+        );
+    }
+
+    // .pyc files holding the build prefix cannot be byte-relocated (marshal stores lengths):
+    // rewritten copies go into the archive instead, or they stay out (see pyc.rs).
+    let pyc_rels: Vec<Vec<u8>> = scan
+        .relocs
+        .keys()
+        .filter(|k| k.ends_with(b".pyc"))
+        .cloned()
+        .collect();
+    for r in &pyc_rels {
+        scan.relocs.remove(r);
+    }
+    let pycs = pyc::rewrite(&root, &pyc_rels, &build_prefix, dest.as_deref())?;
+    for (rel, why) in &pycs.dropped {
+        tracing::warn!(
+            "leaving {} out of the archive: {why}; Python recompiles it from source on import",
+            String::from_utf8_lossy(rel)
         );
     }
 
@@ -491,15 +511,30 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     let mut file_count = 0u64;
     let mut bytes = 0u64;
     for e in entries {
+        if pycs.dropped.contains_key(&e.rel) {
+            continue;
+        }
         let kind = match e.kind {
             Kind::Dir => ItemKind::Dir,
             Kind::Symlink(t) => ItemKind::Symlink(t),
+            // another name of a left-out .pyc: left out too
+            Kind::Hardlink(first) if pycs.dropped.contains_key(&first) => continue,
             Kind::Hardlink(first) => ItemKind::Hardlink(name_of(&first)),
             Kind::File { size, exec } => {
+                let (src, size) = match pycs.files.get(&e.rel) {
+                    Some(p) => (
+                        Src::Disk(p.clone()),
+                        fs::metadata(p).map_err(PackError::io("reading", p))?.len(),
+                    ),
+                    None => (
+                        Src::Disk(scan.root.join(std::ffi::OsStr::from_bytes(&e.rel))),
+                        size,
+                    ),
+                };
                 file_count += 1;
                 bytes += size;
                 ItemKind::File {
-                    src: Src::Disk(scan.root.join(std::ffi::OsStr::from_bytes(&e.rel))),
+                    src,
                     exec,
                     reloc: scan.relocs.get(&e.rel).cloned(),
                 }
