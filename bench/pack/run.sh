@@ -8,7 +8,10 @@
 #   CONDAPACK_VENV=DIR         venv for conda-pack (default /work/targets/venv-condapack)
 #   INSTALL_FIXTURES=BIN       prebuilt `install_fixtures` example (else `cargo run --example`)
 #   BENCH_PREFIX=DIR           bench this existing environment instead of building one (conda-pack
-#                              needs its package cache, from conda-meta's link.source, to exist)
+#                              needs its package cache, from conda-meta's link.source, to exist);
+#                              BENCH_PREFIX=python: a real Python environment (the machine's
+#                              python3.11 repackaged + pip + noarch fixtures, site-packages
+#                              compiled), built by examples/install_python_env.rs
 #   GZ_LEVEL / ZST_LEVEL       compression levels (default 4 / 9, see below)
 #
 # The prefix: fixture packages installed by rattler (examples/install_fixtures.rs), plus copies
@@ -22,6 +25,13 @@ RUNS=${2:-3}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${BENCH_WORK:-/work/targets/bench-pack}
 VENV=${CONDAPACK_VENV:-/work/targets/venv-condapack}
+if [ "${BENCH_PREFIX:-}" = python ]; then
+    BENCH_PREFIX=$WORK/prefix-python
+    if [ ! -x "$BENCH_PREFIX/bin/python" ]; then
+        rm -rf "$BENCH_PREFIX" "$BENCH_PREFIX.pkgs"
+        (cd "$REPO" && cargo run -q -p envship-pack --example install_python_env -- "$BENCH_PREFIX")
+    fi
+fi
 PREFIX=${BENCH_PREFIX:-$WORK/prefix-$SIZE_MB}
 NPROC=$(nproc)
 GZ_LEVEL=${GZ_LEVEL:-4}
@@ -75,6 +85,7 @@ fn main() {
                 format: flag("--format").unwrap().parse().unwrap(),
                 compress_level: flag("--compress-level").map(|l| l.parse().unwrap()),
                 jobs: flag("-j").map_or(0, |j| j.parse().unwrap()),
+                exclude: flag("--exclude").into_iter().collect(),
                 force: true,
                 ..Default::default()
             };
