@@ -16,7 +16,8 @@
 //! (else [`DEFAULT_EPOCH`], 1980-01-01, the earliest zip can store), uid/gid 0, empty user and
 //! group names, mode 0755 (directories and files with any execute bit) or 0644 (symlinks 0777);
 //! gzip blocks and zstd's multithreaded mode do not depend on the thread count. Consequence:
-//! `.pyc` files whose source mtime no longer matches are recompiled by Python on import.
+//! a `.pyc` whose header matches its source gets the epoch as source mtime, so it stays valid
+//! where mtimes are kept (tar, `envship unpack`, `dir`); others are recompiled on import.
 //!
 //! **`.pyc` files holding the build prefix** cannot be byte-relocated: the prefix's python
 //! rewrites copies of them for the archive, else they are left out (see `pyc.rs`).

@@ -3,7 +3,7 @@
 
 use std::{fs, path::Path};
 
-use envship_pack::{pack, Format, PackOptions};
+use envship_pack::{pack, unpack, Format, PackOptions, UnpackOptions};
 use envship_spec::NoProgress;
 use envship_test_support::python::{cached_archives, python_unavailable, SYSTEM_PYTHON};
 
@@ -32,6 +32,23 @@ fn pyc_facts(python: &Path, pyc: &Path) -> String {
     )))
     .trim()
     .to_string()
+}
+
+/// Whether importlib would use `pyc` for `source` (timestamp and size match) rather than
+/// recompile it.
+fn pyc_is_current(python: &Path, pyc: &Path, source: &Path) -> bool {
+    let out = sh(&format!(
+        "{} -c 'import os, sys, importlib._bootstrap_external as e; st = os.stat(sys.argv[2]); \
+         e._validate_timestamp_pyc(open(sys.argv[1], \"rb\").read(), int(st.st_mtime), st.st_size, \"m\", {{}})' \
+         {} {}",
+        python.display(),
+        pyc.display(),
+        source.display()
+    ));
+    if !out.status.success() {
+        eprintln!("stale: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    out.status.success()
 }
 
 #[test]
@@ -102,6 +119,20 @@ fn pyc_files_are_rewritten_by_the_envs_python_and_import() {
         pyc_facts(&dest.join("bin/python"), &plain_pyc),
         "lib/python3.11/site-packages/pycmod/plain.py None"
     );
+    // stored with the archive's epoch as source mtime: still valid after extraction
+    let plain_py = "lib/python3.11/site-packages/pycmod/plain.py";
+    assert!(pyc_is_current(
+        &dest.join("bin/python"),
+        &plain_pyc,
+        &dest.join(plain_py)
+    ));
+    let native = tmp.path().join("native/env");
+    unpack(&archive, &native, &UnpackOptions::default(), &NoProgress).unwrap();
+    assert!(pyc_is_current(
+        &native.join("bin/python"),
+        &native.join(pycache).join("plain.cpython-311.pyc"),
+        &native.join(plain_py)
+    ));
     let run = ok(&sh(&format!(
         "source {d}/bin/activate && python -c 'import pycmod, pycmod.plain; \
          print(pycmod.DATA, pycmod.plain.f(\"c\"), pycmod.plain.__file__)'"
@@ -133,6 +164,11 @@ fn pyc_files_are_rewritten_by_the_envs_python_and_import() {
         ),
         format!("{f}/lib/python3.11/site-packages/pycmod/__init__.py {f}/share/pycmod")
     );
+    assert!(pyc_is_current(
+        &final_dest.join("bin/python"),
+        &final_dest.join(pycache).join("plain.cpython-311.pyc"),
+        &final_dest.join(plain_py)
+    ));
     let run = ok(&sh(&format!(
         "{f}/bin/python -c 'import pycmod.plain; print(pycmod.DATA, pycmod.plain.f(\"a\"))'"
     )));
