@@ -7,6 +7,12 @@
 #   BENCH_WORK=DIR             scratch dir (default /work/targets/bench-pack)
 #   CONDAPACK_VENV=DIR         venv for conda-pack (default /work/targets/venv-condapack)
 #   INSTALL_FIXTURES=BIN       prebuilt `install_fixtures` example (else `cargo run --example`)
+#   BENCH_PREFIX=DIR           bench this existing environment instead of building one (conda-pack
+#                              needs its package cache, from conda-meta's link.source, to exist);
+#                              BENCH_PREFIX=python: a real Python environment (the machine's
+#                              python3.11 repackaged + pip + noarch fixtures, site-packages
+#                              compiled), built by examples/install_python_env.rs
+#   GZ_LEVEL / ZST_LEVEL       compression levels (default 4 / 9, see below)
 #
 # The prefix: fixture packages installed by rattler (examples/install_fixtures.rs), plus copies
 # of real system files (/usr/lib/x86_64-linux-gnu, a python stdlib, …) up to SIZE_MB, registered
@@ -19,9 +25,20 @@ RUNS=${2:-3}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${BENCH_WORK:-/work/targets/bench-pack}
 VENV=${CONDAPACK_VENV:-/work/targets/venv-condapack}
-PREFIX=$WORK/prefix-$SIZE_MB
+if [ "${BENCH_PREFIX:-}" = python ]; then
+    BENCH_PREFIX=$WORK/prefix-python
+    if [ ! -x "$BENCH_PREFIX/bin/python" ]; then
+        rm -rf "$BENCH_PREFIX" "$BENCH_PREFIX.pkgs"
+        (cd "$REPO" && cargo run -q -p envship-pack --example install_python_env -- "$BENCH_PREFIX")
+    fi
+fi
+PREFIX=${BENCH_PREFIX:-$WORK/prefix-$SIZE_MB}
 NPROC=$(nproc)
-LEVEL=4
+GZ_LEVEL=${GZ_LEVEL:-4}
+# conda-pack 0.9.2 builds its zstd writer as ParallelZstdFileWriter(fileobj): --compress-level
+# and -j never reach it, so its tar.zst is always zstd level 9 on one thread. Equal settings
+# for tar.zst therefore means envship at level 9 (conda-pack gets the same flag; it ignores it).
+ZST_LEVEL=${ZST_LEVEL:-9}
 mkdir -p "$WORK"
 
 # --- conda-pack -------------------------------------------------------------------------------
@@ -68,6 +85,7 @@ fn main() {
                 format: flag("--format").unwrap().parse().unwrap(),
                 compress_level: flag("--compress-level").map(|l| l.parse().unwrap()),
                 jobs: flag("-j").map_or(0, |j| j.parse().unwrap()),
+                exclude: flag("--exclude").into_iter().collect(),
                 force: true,
                 ..Default::default()
             };
@@ -88,7 +106,9 @@ fi
 echo "envship: $ENVSHIP"
 
 # --- the prefix -------------------------------------------------------------------------------
-if [ ! -f "$PREFIX/conda-meta/bench-data-1.0-0.json" ]; then
+if [ -n "${BENCH_PREFIX:-}" ]; then
+    [ -d "$PREFIX/conda-meta" ] || { echo "BENCH_PREFIX=$PREFIX has no conda-meta" >&2; exit 1; }
+elif [ ! -f "$PREFIX/conda-meta/bench-data-1.0-0.json" ]; then
     rm -rf "$PREFIX" "$PREFIX.pkgs"
     # (dev profile: it installs four small packages; a release build of rattler takes 12+ min)
     if [ -n "${INSTALL_FIXTURES:-}" ]; then
@@ -163,7 +183,7 @@ du -sh "$PREFIX"
 
 # --- measuring --------------------------------------------------------------------------------
 # run NAME CMD...: RUNS times under /usr/bin/time; records median wall, cpu, rss.
-declare -A WALL CPU RSS SIZE
+declare -A WALL CPU RSS SIZE LEVELS
 run() {
     local name=$1; shift
     local walls=() cpus=() rsss=()
@@ -184,6 +204,7 @@ OUT=$WORK/out
 mkdir -p "$OUT"
 rows=()
 for fmt in tar.gz tar.zst; do
+    if [ "$fmt" = tar.gz ]; then LEVEL=$GZ_LEVEL; else LEVEL=$ZST_LEVEL; fi
     for j in 1 "$NPROC"; do
         cp_out=$OUT/cp-$j.$fmt
         es_out=$OUT/es-$j.$fmt
@@ -194,6 +215,7 @@ for fmt in tar.gz tar.zst; do
             --compress-level $LEVEL -j "$j"
         SIZE["es $fmt j$j"]=$(stat -c %s "$es_out")
         rows+=("$fmt j$j")
+        LEVELS["$fmt j$j"]=$LEVEL
     done
 done
 
@@ -213,12 +235,12 @@ rm -rf "$U"
 # --- table ------------------------------------------------------------------------------------
 ratio() { echo "scale=2; $1 / $2" | bc; }
 echo
-echo "prefix: $(du -sh "$PREFIX" | cut -f1), $(find "$PREFIX" -type f | wc -l) files; level $LEVEL; $RUNS runs, medians; $NPROC cores"
-printf '%-12s | %9s %9s %8s %11s | %9s %9s %8s %11s | %7s %6s %6s\n' \
+echo "prefix: $(du -sh "$PREFIX" | cut -f1), $(find "$PREFIX" -type f | wc -l) files; $RUNS runs, medians; $NPROC cores"
+printf '%-15s | %9s %9s %8s %11s | %9s %9s %8s %11s | %7s %6s %6s\n' \
     "pack" "cp wall" "cp cpu" "cp MB" "cp size" "es wall" "es cpu" "es MB" "es size" "speedup" "cpu÷" "size±%"
 for r in "${rows[@]}"; do
     c="cp $r"; e="es $r"
-    printf '%-12s | %8ss %8ss %8d %11d | %8ss %8ss %8d %11d | %6sx %5sx %6s\n' "$r" \
+    printf '%-15s | %8ss %8ss %8d %11d | %8ss %8ss %8d %11d | %6sx %5sx %6s\n' "$r L${LEVELS[$r]}" \
         "${WALL[$c]}" "${CPU[$c]}" $((RSS[$c] / 1024)) "${SIZE[$c]}" \
         "${WALL[$e]}" "${CPU[$e]}" $((RSS[$e] / 1024)) "${SIZE[$e]}" \
         "$(ratio "${WALL[$c]}" "${WALL[$e]}")" "$(ratio "${CPU[$c]}" "${CPU[$e]}")" \

@@ -16,7 +16,11 @@
 //! (else [`DEFAULT_EPOCH`], 1980-01-01, the earliest zip can store), uid/gid 0, empty user and
 //! group names, mode 0755 (directories and files with any execute bit) or 0644 (symlinks 0777);
 //! gzip blocks and zstd's multithreaded mode do not depend on the thread count. Consequence:
-//! `.pyc` files whose source mtime no longer matches are recompiled by Python on import.
+//! a `.pyc` whose header matches its source gets the epoch as source mtime, so it stays valid
+//! where mtimes are kept (tar, `envship unpack`, `dir`); others are recompiled on import.
+//!
+//! **`.pyc` files holding the build prefix** cannot be byte-relocated: the prefix's python
+//! rewrites copies of them for the archive, else they are left out (see `pyc.rs`).
 //!
 //! **Bounded memory**: files are streamed; only files rewritten for `--dest-prefix` are held
 //! whole. Parallel gzip keeps at most 2 × threads blocks of 1 MiB in flight.
@@ -24,11 +28,13 @@
 //! **Safe output**: written to a temp file in the output directory and renamed; `.sha256`
 //! (sha256sum format) and `.manifest.json` ([`Manifest`]) sidecars beside it.
 
+mod deflate_walk;
 mod error;
 pub mod manifest;
 mod pack;
 mod pgzip;
 mod prefix;
+mod pyc;
 pub mod relocate;
 pub mod scripts;
 mod unpack;

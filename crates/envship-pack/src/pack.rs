@@ -17,6 +17,7 @@ use crate::{
     manifest::{Manifest, ManifestTarget, RelocationSummary, MANIFEST_VERSION},
     pgzip::ParGzWriter,
     prefix::{self, Entry, Kind},
+    pyc,
     relocate::{self, RelocEntry, RelocMode, RelocationList},
     scripts,
 };
@@ -182,6 +183,8 @@ enum ItemKind {
         src: Src,
         exec: bool,
         reloc: Option<RelocEntry>,
+        /// For a `__pycache__/*.pyc` whose source is stored unchanged: that source in the prefix.
+        pyc_source: Option<PathBuf>,
     },
     Symlink(Vec<u8>),
     Hardlink(Vec<u8>),
@@ -205,11 +208,16 @@ impl Ctx<'_> {
         &self,
         src: &Src,
         reloc: Option<&RelocEntry>,
+        pyc_source: Option<&Path>,
     ) -> Result<(Box<dyn Read + Send>, u64)> {
         let data = match src {
             Src::Mem(d) => return Ok((Box::new(io::Cursor::new(d.to_vec())), d.len() as u64)),
-            Src::Disk(p) => match (reloc, &self.rewrite) {
-                (Some(r), Some((old, new))) => {
+            Src::Disk(p) => match (reloc, &self.rewrite, pyc_source) {
+                (_, _, Some(source)) => {
+                    let data = fs::read(p).map_err(PackError::io("reading", p))?;
+                    self.pyc_for_epoch(data, source)
+                }
+                (Some(r), Some((old, new)), None) => {
                     let data = fs::read(p).map_err(PackError::io("reading", p))?;
                     match relocate::relocate_content(r, &data, old, new)? {
                         Some(d) => d,
@@ -233,6 +241,43 @@ impl Ctx<'_> {
         let len = data.len() as u64;
         Ok((Box::new(io::Cursor::new(data)), len))
     }
+}
+
+impl Ctx<'_> {
+    /// A timestamp-based .pyc records its source's mtime and size, and every stored mtime is
+    /// the epoch: if the .pyc matches its source in the prefix, record the epoch instead, so it
+    /// stays valid where the archive is extracted with mtimes (tar, `envship unpack`) and Python
+    /// does not recompile it on every import from a read-only deployment. A source changed by
+    /// relocation later gets a new mtime, which invalidates the .pyc as it should.
+    fn pyc_for_epoch(&self, mut data: Vec<u8>, source: &Path) -> Vec<u8> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(md) = fs::metadata(source) else {
+            return data;
+        };
+        // Python compares the low 32 bits (`int(mtime) & 0xFFFFFFFF`, same for the size).
+        let (mtime, size) = (md.mtime() as u32, md.len() as u32);
+        if data.len() >= 16
+            && data[4..8] == [0; 4]
+            && data[8..12] == mtime.to_le_bytes()
+            && data[12..16] == size.to_le_bytes()
+        {
+            data[8..12].copy_from_slice(&(self.mtime as u32).to_le_bytes());
+        }
+        data
+    }
+}
+
+/// `a/__pycache__/m.cpython-311.pyc` → `a/m.py` (module names hold no dot).
+fn pyc_source_rel(rel: &[u8]) -> Option<Vec<u8>> {
+    let name_start = rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    let (dir, name) = rel.split_at(name_start);
+    let parent = dir.strip_suffix(b"__pycache__/")?;
+    let name = name.strip_suffix(b".pyc")?;
+    let stem = &name[..name.iter().position(|&b| b == b'.')?];
+    let mut out = parent.to_vec();
+    out.extend_from_slice(stem);
+    out.extend_from_slice(b".py");
+    Some(out)
 }
 
 /// A reader that fails if the file is shorter than it was when its size was taken.
@@ -331,7 +376,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     let filter = prefix::Filter::new(&opts.exclude, &opts.include)?;
 
     progress.start("scan", None, ProgressUnit::Items);
-    let scan = prefix::scan(&root, &build_prefix, &filter)?;
+    let mut scan = prefix::scan(&root, &build_prefix, &filter)?;
     progress.finish("scan");
 
     // Refusals, as conda-pack does.
@@ -379,6 +424,25 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     for bad in scripts::invalid_vars(&scan.env_vars) {
         tracing::warn!(
             "conda-meta/state: env var {bad:?} is not a valid shell name; not set by bin/activate"
+        );
+    }
+
+    // .pyc files holding the build prefix cannot be byte-relocated (marshal stores lengths):
+    // rewritten copies go into the archive instead, or they stay out (see pyc.rs).
+    let pyc_rels: Vec<Vec<u8>> = scan
+        .relocs
+        .keys()
+        .filter(|k| k.ends_with(b".pyc"))
+        .cloned()
+        .collect();
+    for r in &pyc_rels {
+        scan.relocs.remove(r);
+    }
+    let pycs = pyc::rewrite(&root, &pyc_rels, &build_prefix, dest.as_deref())?;
+    for (rel, why) in &pycs.dropped {
+        tracing::warn!(
+            "leaving {} out of the archive: {why}; Python recompiles it from source on import",
+            String::from_utf8_lossy(rel)
         );
     }
 
@@ -491,17 +555,38 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     let mut file_count = 0u64;
     let mut bytes = 0u64;
     for e in entries {
+        if pycs.dropped.contains_key(&e.rel) {
+            continue;
+        }
         let kind = match e.kind {
             Kind::Dir => ItemKind::Dir,
             Kind::Symlink(t) => ItemKind::Symlink(t),
+            // another name of a left-out .pyc: left out too
+            Kind::Hardlink(first) if pycs.dropped.contains_key(&first) => continue,
             Kind::Hardlink(first) => ItemKind::Hardlink(name_of(&first)),
             Kind::File { size, exec } => {
+                let (src, size) = match pycs.files.get(&e.rel) {
+                    Some(p) => (
+                        Src::Disk(p.clone()),
+                        fs::metadata(p).map_err(PackError::io("reading", p))?.len(),
+                    ),
+                    None => (
+                        Src::Disk(scan.root.join(std::ffi::OsStr::from_bytes(&e.rel))),
+                        size,
+                    ),
+                };
                 file_count += 1;
                 bytes += size;
+                // (a source rewritten for --dest-prefix no longer matches its .pyc)
+                let pyc_source = pyc_source_rel(&e.rel)
+                    .filter(|s| dest.is_none() || !scan.relocs.contains_key(s))
+                    .map(|s| scan.root.join(std::ffi::OsStr::from_bytes(&s)))
+                    .filter(|s| s.is_file());
                 ItemKind::File {
-                    src: Src::Disk(scan.root.join(std::ffi::OsStr::from_bytes(&e.rel))),
+                    src,
                     exec,
                     reloc: scan.relocs.get(&e.rel).cloned(),
+                    pyc_source,
                 }
             }
         };
@@ -519,6 +604,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
                 src: Src::Mem(Arc::new(data)),
                 exec,
                 reloc: None,
+                pyc_source: None,
             },
         });
     }
@@ -733,8 +819,13 @@ fn write_tar<W: Write>(items: &[Item], sink: W, ctx: &Ctx<'_>, out: &Path) -> Re
                 h.set_size(0);
                 b.append_data(&mut h, path, io::empty()).map_err(io_err)?;
             }
-            ItemKind::File { src, exec, reloc } => {
-                let (reader, len) = ctx.content(src, reloc.as_ref())?;
+            ItemKind::File {
+                src,
+                exec,
+                reloc,
+                pyc_source,
+            } => {
+                let (reader, len) = ctx.content(src, reloc.as_ref(), pyc_source.as_deref())?;
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(mode_of(*exec));
                 h.set_size(len);
@@ -825,10 +916,16 @@ fn write_zip(items: &[Item], file: &fs::File, ctx: &Ctx<'_>, out: &Path, level: 
                     ItemKind::Hardlink(t) => by_name.get(t.as_slice()).copied().unwrap_or(item),
                     _ => item,
                 };
-                let ItemKind::File { src, exec, reloc } = &target.kind else {
+                let ItemKind::File {
+                    src,
+                    exec,
+                    reloc,
+                    pyc_source,
+                } = &target.kind
+                else {
                     continue;
                 };
-                let (mut reader, len) = ctx.content(src, reloc.as_ref())?;
+                let (mut reader, len) = ctx.content(src, reloc.as_ref(), pyc_source.as_deref())?;
                 let opts = base
                     .unix_permissions(mode_of(*exec))
                     .large_file(len >= u32::MAX as u64);
@@ -849,10 +946,18 @@ fn write_dir(items: &[Item], dir: &Path, ctx: &Ctx<'_>) -> Result<()> {
         let p = dir.join(std::ffi::OsStr::from_bytes(&item.name));
         match &item.kind {
             ItemKind::Dir => fs::create_dir_all(&p).map_err(PackError::io("creating", &p))?,
-            ItemKind::File { src, exec, reloc } => {
-                let (mut reader, len) = ctx.content(src, reloc.as_ref())?;
+            ItemKind::File {
+                src,
+                exec,
+                reloc,
+                pyc_source,
+            } => {
+                let (mut reader, len) = ctx.content(src, reloc.as_ref(), pyc_source.as_deref())?;
                 let mut f = fs::File::create(&p).map_err(PackError::io("creating", &p))?;
                 io::copy(&mut reader, &mut f).map_err(PackError::io("writing", &p))?;
+                // the stored epoch, as tar keeps it (keeps .pyc files valid, see pyc_for_epoch)
+                f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(ctx.mtime))
+                    .map_err(PackError::io("setting mtime of", &p))?;
                 f.set_permissions(fs::Permissions::from_mode(mode_of(*exec)))
                     .map_err(PackError::io("setting mode of", &p))?;
                 ctx.progress.advance("pack", len);
@@ -894,6 +999,15 @@ mod tests {
             PathBuf::from("d/x-1-linux-64")
         );
         assert_eq!("zip".parse::<Format>(), Ok(Format::Zip));
+        assert_eq!(
+            pyc_source_rel(b"lib/p/__pycache__/m.cpython-311.opt-1.pyc"),
+            Some(b"lib/p/m.py".to_vec())
+        );
+        assert_eq!(
+            pyc_source_rel(b"__pycache__/m.cpython-311.pyc"),
+            Some(b"m.py".to_vec())
+        );
+        assert_eq!(pyc_source_rel(b"lib/p/m.pyc"), None);
         assert!("rar".parse::<Format>().is_err());
     }
 }

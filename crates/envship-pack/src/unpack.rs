@@ -183,10 +183,11 @@ impl Writer<'_> {
         Ok(f)
     }
 
-    fn write_small(&self, rel: &[u8], exec: bool, data: &[u8]) -> Result<()> {
+    fn write_small(&self, rel: &[u8], exec: bool, data: &[u8], mtime: u64) -> Result<()> {
         let mut f = self.create(rel, exec)?;
         f.write_all(data)
-            .map_err(PackError::io("writing", self.path(rel)))
+            .map_err(PackError::io("writing", self.path(rel)))?;
+        set_mtime(&f, mtime, &self.path(rel))
     }
 
     fn fail(&self, e: PackError) {
@@ -198,6 +199,13 @@ impl Writer<'_> {
     fn failed(&self) -> bool {
         self.error.lock().map(|e| e.is_some()).unwrap_or(true)
     }
+}
+
+/// Keep the archive's mtime, as tar does: `.pyc` files record their source's mtime, and pack
+/// stores the epoch there, so they stay valid (Python does not recompile them on import).
+fn set_mtime(f: &fs::File, mtime: u64, path: &Path) -> Result<()> {
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
+        .map_err(PackError::io("setting mtime of", path))
 }
 
 /// Sniffed archive kind.
@@ -337,6 +345,7 @@ pub fn unpack(
                         .map(|m| m & 0o111 != 0)
                         .unwrap_or(false);
                     let size = entry.size();
+                    let mtime = entry.header().mtime().unwrap_or(0);
                     w.ensure_parent(&name)?;
                     files += 1;
                     bytes += size;
@@ -361,7 +370,7 @@ pub fn unpack(
                         }
                         let wref = &w;
                         scope.spawn(move |_| {
-                            if let Err(e) = wref.write_small(&name, exec, &data) {
+                            if let Err(e) = wref.write_small(&name, exec, &data, mtime) {
                                 wref.fail(e);
                             }
                             if let Ok(mut n) = wref.inflight.lock() {
@@ -373,6 +382,7 @@ pub fn unpack(
                         let mut f = w.create(&name, exec)?;
                         io::copy(&mut entry, &mut f)
                             .map_err(PackError::io("writing", w.path(&name)))?;
+                        set_mtime(&f, mtime, &w.path(&name))?;
                     }
                 }
                 tar::EntryType::Symlink => {

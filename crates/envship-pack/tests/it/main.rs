@@ -4,4 +4,5 @@
 
 mod hardening;
 mod pack;
+mod pyc;
 mod support;
