@@ -4,6 +4,7 @@
 mod cli;
 mod interrupt;
 mod ship_python;
+mod user_flow;
 
 use std::path::{Path, PathBuf};
 

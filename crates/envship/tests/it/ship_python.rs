@@ -47,7 +47,7 @@ assert markupsafe.escape("<b>") == "&lt;b&gt;"
 print("python", sys.version.split()[0], "psutil", psutil.__version__, "markupsafe", markupsafe.__version__, "at", sys.prefix)
 PY
 pip --version
-if grep -rlF "{build}" "$CONDA_PREFIX" --exclude='*.pyc'; then
+if grep -rlF "{build}" "$CONDA_PREFIX"; then
     echo "files above still name the build prefix" >&2
     exit 1
 fi
