@@ -1,11 +1,11 @@
 //! Who owns which file, and which files record a prefix placeholder, read straight from the
 //! prefix's `conda-meta/*.json` records (conda's and rattler's `PrefixRecord` layout).
 //!
-//! Only the few fields the audit needs are parsed, so records written by any conda version load.
+//! The records are parsed by `envship_spec::conda_meta`, which pack shares.
 
 use std::{collections::HashMap, path::Path};
 
-use serde::Deserialize;
+use envship_spec::conda_meta::{self, CondaMetaRecord};
 
 use crate::AuditError;
 
@@ -31,65 +31,28 @@ pub struct CondaMeta {
     pub files: HashMap<String, OwnedFile>,
 }
 
-#[derive(Deserialize)]
-struct Record {
-    name: String,
-    version: String,
-    build: String,
-    #[serde(default)]
-    files: Vec<String>,
-    #[serde(default)]
-    paths_data: Option<PathsData>,
-}
-
-#[derive(Deserialize)]
-struct PathsData {
-    #[serde(default)]
-    paths: Vec<PathEntry>,
-}
-
-#[derive(Deserialize)]
-struct PathEntry {
-    #[serde(rename = "_path")]
-    path: String,
-    #[serde(default)]
-    path_type: Option<String>,
-    #[serde(default)]
-    prefix_placeholder: Option<String>,
-    #[serde(default)]
-    file_mode: Option<String>,
-}
-
 impl CondaMeta {
     /// Read `root/conda-meta/*.json`; an absent directory gives an empty map.
     pub fn load(root: &Path) -> Result<Self, AuditError> {
-        let dir = root.join("conda-meta");
         let mut meta = Self::default();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(meta),
-            Err(source) => return Err(AuditError::Io { path: dir, source }),
-        };
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
+        let paths = conda_meta::record_paths(root)
+            .map_err(|source| AuditError::Io {
+                path: root.join("conda-meta"),
+                source,
+            })?
+            .unwrap_or_default();
         for path in paths {
             let text = std::fs::read(&path).map_err(|source| AuditError::Io {
                 path: path.clone(),
                 source,
             })?;
-            let record: Record =
+            let record: CondaMetaRecord =
                 serde_json::from_slice(&text).map_err(|source| AuditError::CondaMeta {
                     path: path.clone(),
                     source,
                 })?;
             let index = meta.packages.len();
-            meta.packages.push(format!(
-                "{}-{}-{}",
-                record.name, record.version, record.build
-            ));
+            meta.packages.push(record.dist_name());
             for f in &record.files {
                 meta.files.entry(f.clone()).or_insert(OwnedFile {
                     package: index,

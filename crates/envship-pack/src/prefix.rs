@@ -9,6 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use envship_spec::conda_meta::{self, CondaMetaRecord};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -61,45 +62,6 @@ pub struct PipPackage {
     /// Number of files RECORD lists.
     #[serde(default)]
     pub files: usize,
-}
-
-#[derive(Deserialize)]
-struct RecordJson {
-    name: String,
-    version: String,
-    build: String,
-    #[serde(default)]
-    channel: Option<String>,
-    #[serde(default)]
-    subdir: Option<String>,
-    #[serde(default)]
-    sha256: Option<String>,
-    #[serde(default)]
-    license: Option<String>,
-    #[serde(default)]
-    files: Vec<String>,
-    #[serde(default)]
-    paths_data: Option<PathsData>,
-}
-
-#[derive(Deserialize)]
-struct PathsData {
-    #[serde(default)]
-    paths: Vec<PathEntry>,
-}
-
-#[derive(Deserialize)]
-struct PathEntry {
-    #[serde(rename = "_path")]
-    path: String,
-    #[serde(default)]
-    path_type: Option<String>,
-    #[serde(default)]
-    prefix_placeholder: Option<String>,
-    #[serde(default)]
-    file_mode: Option<String>,
-    #[serde(default)]
-    size_in_bytes: Option<u64>,
 }
 
 /// What kind of tree entry.
@@ -199,24 +161,18 @@ fn lossy(b: &[u8]) -> String {
 }
 
 /// Read every `conda-meta/*.json`.
-fn read_records(root: &Path) -> Result<Vec<(PathBuf, RecordJson)>> {
+fn read_records(root: &Path) -> Result<Vec<(PathBuf, CondaMetaRecord)>> {
     let meta = root.join("conda-meta");
-    if !meta.is_dir() {
-        return Err(PackError::NotAPrefix {
-            prefix: root.to_path_buf(),
-        });
-    }
-    let mut files: Vec<PathBuf> = fs::read_dir(&meta)
+    let files = conda_meta::record_paths(root)
         .map_err(PackError::io("listing", &meta))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
+        .ok_or_else(|| PackError::NotAPrefix {
+            prefix: root.to_path_buf(),
+        })?;
     files
         .into_par_iter()
         .map(|p| {
             let text = fs::read(&p).map_err(PackError::io("reading", &p))?;
-            let rec: RecordJson =
+            let rec: CondaMetaRecord =
                 serde_json::from_slice(&text).map_err(|source| PackError::BadRecord {
                     path: p.clone(),
                     source,
@@ -378,31 +334,8 @@ pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<S
     let mut modified: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut check_again: Vec<Vec<u8>> = Vec::new();
     for (_, rec) in &records {
-        let pkg = format!("{}-{}-{}", rec.name, rec.version, rec.build);
-        let paths: Vec<PathEntry> = match &rec.paths_data {
-            Some(pd) if !pd.paths.is_empty() => pd
-                .paths
-                .iter()
-                .map(|p| PathEntry {
-                    path: p.path.clone(),
-                    path_type: p.path_type.clone(),
-                    prefix_placeholder: p.prefix_placeholder.clone(),
-                    file_mode: p.file_mode.clone(),
-                    size_in_bytes: p.size_in_bytes,
-                })
-                .collect(),
-            _ => rec
-                .files
-                .iter()
-                .map(|f| PathEntry {
-                    path: f.clone(),
-                    path_type: None,
-                    prefix_placeholder: None,
-                    file_mode: None,
-                    size_in_bytes: None,
-                })
-                .collect(),
-        };
+        let pkg = rec.dist_name();
+        let paths = rec.path_entries();
         for p in paths {
             let rel = p.path.as_bytes().to_vec();
             owned.insert(rel.clone());

@@ -4,6 +4,7 @@
 //!
 //! This crate has no network or solver dependencies, so every stage crate can depend on it.
 
+pub mod conda_meta;
 pub mod config;
 pub mod env_file;
 pub mod progress;
