@@ -33,10 +33,23 @@ pub fn example(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// What running an example in place writes into it (see .gitignore): a test must start from the
+/// committed example, even after someone ran the README's command in this checkout.
+const EXAMPLE_OUTPUTS: &[&str] = &[
+    ".envship",
+    "dist",
+    "envship.lock",
+    "envship-pip.json",
+    ".cache",
+];
+
 fn copy_dir(from: &Path, to: &Path) {
     fs_err::create_dir_all(to).unwrap();
     for e in fs_err::read_dir(from).unwrap() {
         let e = e.unwrap();
+        if EXAMPLE_OUTPUTS.iter().any(|o| e.file_name() == *o) {
+            continue;
+        }
         let dest = to.join(e.file_name());
         if e.file_type().unwrap().is_dir() {
             copy_dir(&e.path(), &dest);
