@@ -12,7 +12,7 @@ use std::{
 use envship_audit::{Allowlist, AuditOptions};
 use envship_env::{build, BuildRequest};
 use envship_pack::{Format, ManifestTarget, PackOptions};
-use envship_sandbox::{Isolation, RootfsSource, TestOptions};
+use envship_sandbox::TestOptions;
 use miette::IntoDiagnostic;
 use serde::Serialize;
 
@@ -63,12 +63,8 @@ pub struct Args {
     /// Accepted audit exceptions (path glob + check + reason).
     #[arg(long, value_name = "FILE")]
     allow: Option<PathBuf>,
-    /// Test isolation: namespace (default) or none.
-    #[arg(long, default_value = "namespace", value_parser = ["namespace", "none"])]
-    isolation: String,
-    /// Run the test over this production userland (directory or image tarball).
-    #[arg(long, value_name = "DIR|TARBALL")]
-    rootfs: Option<PathBuf>,
+    #[command(flatten)]
+    isolation: crate::commands::test::IsolationArgs,
     /// Test timeout in seconds.
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
     timeout: u64,
@@ -114,6 +110,8 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| crate::project::default_version_in(&dir));
     let out_dir = args.out_dir.clone().unwrap_or_else(|| dir.join("dist"));
+    // Bad test flags fail now, not after a build.
+    let (isolation, rootfs) = args.isolation.resolve()?;
     let script = match (&args.script, &project.config.test_script) {
         (Some(s), _) => s.clone(),
         (None, Some(s)) => dir.join(s),
@@ -327,12 +325,8 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         environment_file: Some(project.env_file.path.clone()),
         environment_name: name.clone(),
         dest_prefix: PathBuf::from(&dest_prefix),
-        isolation: if args.isolation == "none" {
-            Isolation::None
-        } else {
-            Isolation::Namespace
-        },
-        rootfs: args.rootfs.clone().map(RootfsSource::from_path),
+        isolation,
+        rootfs,
         rootfs_cache_dir: None,
         timeout: Duration::from_secs(args.timeout),
         log_path: log_path.clone(),

@@ -28,19 +28,8 @@ pub struct Args {
     /// envship.toml's dest-prefix, else /opt/envship/NAME.
     #[arg(long, value_name = "PATH")]
     dest_prefix: Option<PathBuf>,
-    /// How to isolate the test.
-    #[arg(long, value_enum, default_value_t = IsolationArg::Namespace)]
-    isolation: IsolationArg,
-    /// Run over this production userland instead of the host's: a directory, or a
-    /// `docker save` / OCI image tarball (unpacked once into ~/.cache/envship/rootfs).
-    #[arg(long, value_name = "DIR|TARBALL")]
-    rootfs: Option<PathBuf>,
-    /// Container image (with --isolation container).
-    #[arg(long, value_name = "IMAGE")]
-    image: Option<String>,
-    /// Container engine (with --isolation container).
-    #[arg(long, value_enum, default_value_t = EngineArg::Docker)]
-    engine: EngineArg,
+    #[command(flatten)]
+    isolation: IsolationArgs,
     /// Kill the whole test after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     timeout: u64,
@@ -59,6 +48,24 @@ pub struct Args {
     target: TargetArgs,
 }
 
+/// How the test is isolated; `test` and `ship` share these flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct IsolationArgs {
+    /// How to isolate the test.
+    #[arg(long, value_enum, default_value_t = IsolationArg::Namespace)]
+    isolation: IsolationArg,
+    /// Run over this production userland instead of the host's: a directory, or a
+    /// `docker save` / OCI image tarball (unpacked once into ~/.cache/envship/rootfs).
+    #[arg(long, value_name = "DIR|TARBALL")]
+    rootfs: Option<PathBuf>,
+    /// Container image (with --isolation container).
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// Container engine (with --isolation container).
+    #[arg(long, value_enum, default_value_t = EngineArg::Docker)]
+    engine: EngineArg,
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum IsolationArg {
     /// Linux user + mount + PID + network namespaces (no root needed).
@@ -75,20 +82,35 @@ enum EngineArg {
     Podman,
 }
 
-/// The archive's file name without its archive extension.
-fn archive_stem(archive: &Path) -> String {
-    let name = archive
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "archive".into());
-    for ext in [
-        ".tar.gz", ".tar.zst", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip",
-    ] {
-        if let Some(stem) = name.strip_suffix(ext) {
-            return stem.to_string();
+impl IsolationArgs {
+    /// The sandbox's isolation and rootfs, with the flag combinations that make no sense refused.
+    pub fn resolve(&self) -> miette::Result<(Isolation, Option<RootfsSource>)> {
+        let isolation = match self.isolation {
+            IsolationArg::Namespace => Isolation::Namespace,
+            IsolationArg::None => Isolation::None,
+            IsolationArg::Container => {
+                let image = self.image.clone().ok_or_else(|| {
+                    miette::miette!(
+                        help =
+                            "e.g. --image centos:6 (an image replicating the production machines)",
+                        "--isolation container needs --image"
+                    )
+                })?;
+                let engine = match self.engine {
+                    EngineArg::Docker => Engine::Docker,
+                    EngineArg::Podman => Engine::Podman,
+                };
+                Isolation::Container { engine, image }
+            }
+        };
+        if self.rootfs.is_some() && isolation != Isolation::Namespace {
+            miette::bail!("--rootfs works with --isolation namespace only");
         }
+        if self.image.is_some() && self.isolation != IsolationArg::Container {
+            miette::bail!("--image needs --isolation container");
+        }
+        Ok((isolation, self.rootfs.clone().map(RootfsSource::from_path)))
     }
-    name
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
@@ -110,36 +132,22 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         .clone()
         .or_else(|| project.config.dest_prefix.as_ref().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(format!("/opt/envship/{name}")));
-    let isolation = match args.isolation {
-        IsolationArg::Namespace => Isolation::Namespace,
-        IsolationArg::None => Isolation::None,
-        IsolationArg::Container => {
-            let image = args.image.clone().ok_or_else(|| {
-                miette::miette!(
-                    help = "e.g. --image centos:6 (an image replicating the production machines)",
-                    "--isolation container needs --image"
-                )
-            })?;
-            let engine = match args.engine {
-                EngineArg::Docker => Engine::Docker,
-                EngineArg::Podman => Engine::Podman,
-            };
-            Isolation::Container { engine, image }
-        }
-    };
-    if args.rootfs.is_some() && isolation != Isolation::Namespace {
-        miette::bail!("--rootfs works with --isolation namespace only");
-    }
-    if args.image.is_some() && args.isolation != IsolationArg::Container {
-        miette::bail!("--image needs --isolation container");
-    }
+    let (isolation, rootfs) = args.isolation.resolve()?;
     let log_path = args.log.clone().unwrap_or_else(|| {
         let parent = args
             .archive
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        parent.join(format!("{}.test.log", archive_stem(&args.archive)))
+        let file_name = args
+            .archive
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "archive".into());
+        parent.join(format!(
+            "{}.test.log",
+            envship_publish::artifacts::archive_stem(&file_name)
+        ))
     });
     let opts = TestOptions {
         archive: args.archive.clone(),
@@ -149,7 +157,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         environment_name: name.clone(),
         dest_prefix,
         isolation,
-        rootfs: args.rootfs.clone().map(RootfsSource::from_path),
+        rootfs,
         rootfs_cache_dir: None,
         timeout: Duration::from_secs(args.timeout),
         log_path,
@@ -212,13 +220,45 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
 mod tests {
     use super::*;
 
+    fn flags(isolation: IsolationArg, rootfs: bool, image: bool) -> IsolationArgs {
+        IsolationArgs {
+            isolation,
+            rootfs: rootfs.then(|| PathBuf::from("/srv/rootfs")),
+            image: image.then(|| "centos:6".to_string()),
+            engine: EngineArg::Podman,
+        }
+    }
+
     #[test]
-    fn stems() {
+    fn isolation_flags_resolve_or_are_refused() {
+        let (iso, rootfs) = flags(IsolationArg::Namespace, true, false)
+            .resolve()
+            .expect("namespace over a rootfs");
+        assert_eq!(iso, Isolation::Namespace);
+        assert!(rootfs.is_some());
+        let (iso, _) = flags(IsolationArg::Container, false, true)
+            .resolve()
+            .expect("container");
         assert_eq!(
-            archive_stem(Path::new("dist/a-1.0-linux-64.tar.gz")),
-            "a-1.0-linux-64"
+            iso,
+            Isolation::Container {
+                engine: Engine::Podman,
+                image: "centos:6".into()
+            }
         );
-        assert_eq!(archive_stem(Path::new("a.zip")), "a");
-        assert_eq!(archive_stem(Path::new("a.tar.zst")), "a");
+        for (bad, why) in [
+            (
+                flags(IsolationArg::Container, false, false),
+                "needs --image",
+            ),
+            (flags(IsolationArg::None, true, false), "namespace only"),
+            (
+                flags(IsolationArg::Namespace, false, true),
+                "needs --isolation container",
+            ),
+        ] {
+            let err = bad.resolve().expect_err(why).to_string();
+            assert!(err.contains(why), "{err}");
+        }
     }
 }
