@@ -680,19 +680,16 @@ fn virtual_dependency_met(dep: &str, vps: &[GenericVirtualPackage]) -> bool {
 
 /// Write `bytes` to `path` through a temp file in the same directory and a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LockError> {
-    let err = |source| LockError::Write {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs_err::create_dir_all(dir).map_err(|source| LockError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    envship_spec::output::write_atomic(path, bytes).map_err(|source| LockError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs_err::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    })
 }
 
 /// Parse `--exclude-newer`: a date (`2024-05-01`, midnight UTC) or an RFC 3339 timestamp.

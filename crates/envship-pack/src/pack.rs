@@ -778,6 +778,9 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
 }
 
 fn persist(tmp: tempfile::NamedTempFile, out: &Path, force: bool) -> Result<()> {
+    // The temp file is 0600; the archive is for the team that deploys it.
+    envship_spec::output::set_output_mode(tmp.as_file())
+        .map_err(PackError::io("setting mode of", tmp.path().to_path_buf()))?;
     let r = if force {
         tmp.persist(out).map(|_| ())
     } else {

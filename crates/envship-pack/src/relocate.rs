@@ -414,28 +414,9 @@ pub(crate) fn write_in_place(path: &Path, data: &[u8]) -> Result<()> {
     f.write_all(data).map_err(PackError::io("writing", path))
 }
 
-/// Write via a temp file in the same directory + rename.
+/// Write via a temp file in the same directory + rename (a replaced file keeps its mode).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".envship-tmp")
-        .tempfile_in(dir)
-        .map_err(PackError::io("creating a temp file in", dir))?;
-    tmp.write_all(data)
-        .map_err(PackError::io("writing", tmp.path().to_path_buf()))?;
-    // Keep the mode of the file replaced (temp files are 0600), else the usual 0644.
-    let mode = fs::metadata(path)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-        .unwrap_or(0o644);
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
-        .map_err(PackError::io("setting mode of", tmp.path().to_path_buf()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(PackError::io("syncing", tmp.path().to_path_buf()))?;
-    tmp.persist(path)
-        .map_err(|e| PackError::io("renaming to", path)(e.error))?;
-    Ok(())
+    envship_spec::output::write_atomic(path, data).map_err(PackError::io("writing", path))
 }
 
 #[cfg(test)]

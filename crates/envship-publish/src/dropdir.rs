@@ -201,6 +201,9 @@ fn copy_one(src: &Path, dir: &Path, progress: &dyn Progress) -> Result<DropOutco
             actual: written,
         });
     }
+    // Temp files are 0600; a published archive is for everyone who deploys from this directory.
+    envship_spec::output::set_output_mode(tmp.as_file())
+        .map_err(PublishError::io("setting mode of", tmp.path()))?;
     match tmp.persist_noclobber(&dest) {
         Ok(_) => Ok(DropOutcome {
             path: dest,

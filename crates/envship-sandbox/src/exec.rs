@@ -214,7 +214,7 @@ impl LogFile {
 
     pub(crate) fn persist(self) -> Result<(), SandboxError> {
         let path = self.path;
-        crate::junit::set_readable(self.tmp.path());
+        crate::junit::set_readable(self.tmp.as_file());
         self.tmp
             .persist(&path)
             .map_err(|e| SandboxError::io("write log", &path, e.error))?;

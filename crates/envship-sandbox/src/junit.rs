@@ -84,15 +84,15 @@ pub fn write_junit(
         .map_err(|e| SandboxError::io("create a file in", &dir, e))?;
     tmp.write_all(junit_xml(suite, outcomes).as_bytes())
         .map_err(|e| SandboxError::io("write", path, e))?;
-    set_readable(tmp.path());
+    set_readable(tmp.as_file());
     tmp.persist(path)
         .map_err(|e| SandboxError::io("write", path, e.error))?;
     Ok(())
 }
 
-pub(crate) fn set_readable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+/// Give a finished temp file an ordinary file's mode before it is renamed into place.
+pub(crate) fn set_readable(file: &std::fs::File) {
+    let _ = envship_spec::output::set_output_mode(file);
 }
 
 fn tail(log: &str, lines: usize) -> String {

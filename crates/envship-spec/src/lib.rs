@@ -7,6 +7,7 @@
 pub mod conda_meta;
 pub mod config;
 pub mod env_file;
+pub mod output;
 pub mod progress;
 pub mod target;
 pub mod version;

@@ -104,3 +104,9 @@ pub fn default_version_in(dir: &Path) -> String {
     }
     jiff::Zoned::now().strftime("%Y.%m.%d").to_string()
 }
+
+/// Write an output file (report, summary) atomically, naming it in the error.
+pub fn write_output(path: &Path, bytes: &[u8]) -> miette::Result<()> {
+    envship_spec::output::write_atomic(path, bytes)
+        .map_err(|e| miette::miette!("cannot write {}: {e}", path.display()))
+}

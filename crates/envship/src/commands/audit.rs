@@ -74,20 +74,9 @@ fn default_path() -> miette::Result<PathBuf> {
     }
 }
 
-/// Write `text` to `path` through a temporary file in the same directory, so the report is
-/// never half-written.
+/// Write the report through a temp file and a rename, so it is never half-written.
 fn write_atomic(path: &Path, text: &str) -> miette::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    fs_err::write(&tmp, text).into_diagnostic()?;
-    fs_err::rename(&tmp, path).into_diagnostic()
+    crate::project::write_output(path, text.as_bytes())
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {

@@ -3,7 +3,7 @@
 
 use std::{
     io::Write,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::ExitCode,
     sync::Arc,
     time::{Duration, Instant},
@@ -243,7 +243,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let stem = envship_pack::default_file_name(&name, &version, &project.target.subdir, format);
     let stem = envship_publish::artifacts::archive_stem(&stem).to_string();
     let audit_path = out_dir.join(format!("{stem}.audit.json"));
-    write_atomic(&audit_path, report.to_json().as_bytes())?;
+    crate::project::write_output(&audit_path, report.to_json().as_bytes())?;
     summary.audit_report = Some(audit_path.clone());
     let audit_ok = report.passed();
     summary.stages.push(StageResult {
@@ -381,14 +381,6 @@ fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).into_diagnostic()?;
-    tmp.write_all(bytes).into_diagnostic()?;
-    tmp.persist(path).into_diagnostic()?;
-    Ok(())
 }
 
 fn print_summary(summary: &ShipSummary, args: &Args, started: Instant) -> miette::Result<()> {

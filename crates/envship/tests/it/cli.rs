@@ -173,6 +173,26 @@ fn ship_the_bundled_example_for_lcls_rhel6() {
     .unwrap();
     assert_eq!(manifest["test"]["passed"], true);
     assert_eq!(manifest["audit"]["errors"], 0);
+
+    // Outputs are written through private temp files, but land as ordinary files (0666 minus
+    // the umask), readable by whoever deploys them.
+    use std::os::unix::fs::PermissionsExt;
+    let expected = envship_spec::output::output_file_mode();
+    for f in [
+        "dist/hello-envship-1.0-linux-64.tar.gz",
+        "dist/hello-envship-1.0-linux-64.sha256",
+        "dist/hello-envship-1.0-linux-64.manifest.json",
+        "dist/hello-envship-1.0-linux-64.audit.json",
+        "dist/hello-envship-1.0-linux-64.test.log",
+        "envship.lock",
+    ] {
+        let mode = fs_err::metadata(dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, expected, "{f} has mode {mode:o}");
+    }
 }
 
 #[test]
