@@ -1,6 +1,11 @@
 use std::{path::Path, process::Command, sync::Arc};
 
-use envship_env::{build, build::BuildRequest, pip::PipOptions, BuildError, LockRequest};
+use envship_env::{
+    build,
+    build::{BuildOutcome, BuildRequest},
+    pip::PipOptions,
+    BuildError, LockRequest,
+};
 use envship_spec::{EnvironmentFile, NoProgress, Target};
 use envship_test_support::{
     fixture, python::python_unavailable, ArchiveFormat, LocalChannel, PackageBuilder,
@@ -10,6 +15,21 @@ fn env_file(dir: &Path, text: &str) -> EnvironmentFile {
     let path = dir.join("environment.yml");
     fs_err::write(&path, text).unwrap();
     EnvironmentFile::from_path(&path).unwrap()
+}
+
+/// Build `file` for the built-in `target` into `prefix`, offline, with the test's cache in `dir`.
+fn build_into(
+    dir: &Path,
+    file: &EnvironmentFile,
+    target: &str,
+    prefix: &Path,
+) -> Result<BuildOutcome, BuildError> {
+    build(
+        file,
+        &Target::builtin(target).unwrap(),
+        &request(dir, prefix),
+        Arc::new(NoProgress),
+    )
 }
 
 fn request(dir: &Path, prefix: &Path) -> BuildRequest {
@@ -57,14 +77,7 @@ fn python_environment_with_pip_section_offline() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("prefix");
     let file = env_file(dir.path(), &python_env_text(&channel, &["psutil==6.1.1"]));
-    let target = Target::builtin("lcls-rhel6").unwrap();
-    let out = build(
-        &file,
-        &target,
-        &request(dir.path(), &prefix),
-        Arc::new(NoProgress),
-    )
-    .unwrap();
+    let out = build_into(dir.path(), &file, "lcls-rhel6", &prefix).unwrap();
     assert_eq!(out.installed, 2);
     assert!(!out.noop);
     let pip = out.pip.as_ref().unwrap();
@@ -116,13 +129,7 @@ fn python_environment_with_pip_section_offline() {
     assert!(prefix.join("bin/pip").exists());
 
     // Unchanged lock: nothing to do.
-    let again = build(
-        &file,
-        &target,
-        &request(dir.path(), &prefix),
-        Arc::new(NoProgress),
-    )
-    .unwrap();
+    let again = build_into(dir.path(), &file, "lcls-rhel6", &prefix).unwrap();
     assert!(again.noop, "{again:?}");
     assert_eq!(again.installed, 0);
 }
@@ -141,15 +148,8 @@ fn pip_refuses_wheels_the_target_cannot_run() {
     );
 
     // manylinux2014 (glibc 2.17) only: refused for lcls-rhel6 even though this host could run it.
-    let rhel6 = Target::builtin("lcls-rhel6").unwrap();
     let prefix6 = dir.path().join("rhel6");
-    let err = build(
-        &file,
-        &rhel6,
-        &request(dir.path(), &prefix6),
-        Arc::new(NoProgress),
-    )
-    .unwrap_err();
+    let err = build_into(dir.path(), &file, "lcls-rhel6", &prefix6).unwrap_err();
     match &err {
         BuildError::Pip(envship_env::pip::PipError::Unsatisfiable { entry, target, .. }) => {
             assert_eq!(entry, "markupsafe==2.1.5");
@@ -209,13 +209,7 @@ fn fixture_zlib_packages_install_or_fail_clearly() {
                 base.url()
             ),
         );
-        let target = Target::builtin("lcls-rhel6").unwrap();
-        match build(
-            &file,
-            &target,
-            &request(dir.path(), &prefix),
-            Arc::new(NoProgress),
-        ) {
+        match build_into(dir.path(), &file, "lcls-rhel6", &prefix) {
             Ok(_) => {
                 // Installed correctly: placeholder replaced, symlinks as paths.json says.
                 let pc = fs_err::read_to_string(prefix.join("lib/pkgconfig/zlib.pc")).unwrap();
@@ -294,13 +288,7 @@ fn fixture_noarch_and_linux_packages_install() {
             base.url()
         ),
     );
-    let target = Target::builtin("lcls-rhel6").unwrap();
-    match build(
-        &file,
-        &target,
-        &request(dir.path(), &prefix),
-        Arc::new(NoProgress),
-    ) {
+    match build_into(dir.path(), &file, "lcls-rhel6", &prefix) {
         Ok(out) => {
             assert!(out.packages >= 3);
             // xtensor-io's text placeholders now hold the prefix.
@@ -347,27 +335,14 @@ fn corrupted_cache_entry_is_replaced_not_installed() {
         dir.path(),
         &format!("channels: ['{}']\ndependencies: [payload]\n", channel.url()),
     );
-    let target = Target::builtin("lcls-rhel6").unwrap();
     let p1 = dir.path().join("p1");
-    build(
-        &file,
-        &target,
-        &request(dir.path(), &p1),
-        Arc::new(NoProgress),
-    )
-    .unwrap();
+    build_into(dir.path(), &file, "lcls-rhel6", &p1).unwrap();
     // Damage the extracted package in the shared cache.
     let cached = walk_find(&dir.path().join("cache"), "payload.txt").expect("cache entry");
     let _ = fs_err::remove_file(&cached);
     fs_err::write(&cached, "tampered\n").unwrap();
     let p2 = dir.path().join("p2");
-    build(
-        &file,
-        &target,
-        &request(dir.path(), &p2),
-        Arc::new(NoProgress),
-    )
-    .unwrap();
+    build_into(dir.path(), &file, "lcls-rhel6", &p2).unwrap();
     assert_eq!(
         fs_err::read_to_string(p2.join("share/payload.txt")).unwrap(),
         "the real contents\n"
@@ -391,7 +366,6 @@ fn changed_lock_is_an_incremental_transaction() {
     channel.index();
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("prefix");
-    let target = Target::builtin("lcls-rhel6").unwrap();
     let f1 = env_file(
         dir.path(),
         &format!(
@@ -399,13 +373,7 @@ fn changed_lock_is_an_incremental_transaction() {
             channel.url()
         ),
     );
-    let out = build(
-        &f1,
-        &target,
-        &request(dir.path(), &prefix),
-        Arc::new(NoProgress),
-    )
-    .unwrap();
+    let out = build_into(dir.path(), &f1, "lcls-rhel6", &prefix).unwrap();
     assert_eq!(out.installed, 2);
     let f2 = env_file(
         dir.path(),
@@ -414,13 +382,7 @@ fn changed_lock_is_an_incremental_transaction() {
             channel.url()
         ),
     );
-    let out = build(
-        &f2,
-        &target,
-        &request(dir.path(), &prefix),
-        Arc::new(NoProgress),
-    )
-    .unwrap();
+    let out = build_into(dir.path(), &f2, "lcls-rhel6", &prefix).unwrap();
     assert_eq!((out.installed, out.removed), (1, 1), "only `a` changes");
     assert_eq!(
         fs_err::read_to_string(prefix.join("share/a.txt")).unwrap(),
