@@ -288,6 +288,20 @@ fn read_pip(root: &Path, owned: &BTreeSet<Vec<u8>>) -> Vec<PipPackage> {
     out
 }
 
+/// The relocation of a file no placeholder was recorded for, if its content holds `prefix`:
+/// binary files can take a new prefix up to the length of the one found.
+fn scan_for_prefix(path: &Path, rel: &[u8], prefix: &[u8]) -> Result<Option<RelocEntry>> {
+    Ok(scan_file(path, prefix)?.map(|mode| RelocEntry {
+        path: rel.to_vec(),
+        mode,
+        capacity: if mode == RelocMode::Binary {
+            prefix.len()
+        } else {
+            0
+        },
+    }))
+}
+
 /// Scan a file for `needle`: `Some(binary?)` when found.
 fn scan_file(path: &Path, needle: &[u8]) -> Result<Option<RelocMode>> {
     use std::io::Read;
@@ -370,19 +384,8 @@ pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<S
             } else if p.path_type.as_deref() == Some("unix_python_entry_point") {
                 // The installer writes entry points itself (`#!BUILD_PREFIX/bin/python`),
                 // so no placeholder is recorded for them: find the prefix in the content.
-                if let Some(mode) = scan_file(&full, build_prefix.as_bytes())? {
-                    relocs.insert(
-                        rel.clone(),
-                        RelocEntry {
-                            path: rel,
-                            mode,
-                            capacity: if mode == RelocMode::Binary {
-                                build_prefix.len()
-                            } else {
-                                0
-                            },
-                        },
-                    );
+                if let Some(entry) = scan_for_prefix(&full, &rel, build_prefix.as_bytes())? {
+                    relocs.insert(rel, entry);
                 }
             } else if md.file_type().is_file() {
                 if let Some(size) = p.size_in_bytes {
@@ -509,15 +512,7 @@ pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<S
         .par_iter()
         .map(|e| {
             let p = root.join(std::ffi::OsStr::from_bytes(&e.rel));
-            Ok(scan_file(&p, needle)?.map(|mode| RelocEntry {
-                path: e.rel.clone(),
-                mode,
-                capacity: if mode == RelocMode::Binary {
-                    needle.len()
-                } else {
-                    0
-                },
-            }))
+            scan_for_prefix(&p, &e.rel, needle)
         })
         .collect();
     for f in found {
