@@ -15,9 +15,10 @@ pub struct Args {
     /// The installed environment (prefix) to pack.
     #[arg(long, short = 'p', value_name = "DIR")]
     prefix: PathBuf,
-    /// Environment name (used in the archive file name and manifest).
+    /// Environment name (used in the archive file name and manifest). Default: the prefix's
+    /// directory name, as conda-pack does.
     #[arg(long, short = 'n')]
-    name: String,
+    name: Option<String>,
     /// Release version; default: `git describe --tags`, else today's date (YYYY.MM.DD).
     #[arg(long, value_name = "VERSION")]
     version: Option<String>,
@@ -69,12 +70,25 @@ fn parse_format(s: &str) -> Result<Format, String> {
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => std::path::absolute(&args.prefix)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .ok_or_else(|| {
+                miette::miette!(
+                    help = "pass --name",
+                    "cannot name the environment after the prefix {}",
+                    args.prefix.display()
+                )
+            })?,
+    };
     let target = args.target.resolve(None)?;
     let opts = PackOptions {
         prefix: args.prefix,
         build_prefix: None,
         output: args.output,
-        name: args.name,
+        name,
         version: args
             .version
             .unwrap_or_else(|| crate::project::default_version_in(std::path::Path::new("."))),

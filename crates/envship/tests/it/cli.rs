@@ -134,6 +134,17 @@ fn lock_build_run_the_bundled_example() {
         .assert()
         .success()
         .stdout(predicate::str::contains("CONDA_PREFIX"));
+    // Without --name, pack names the archive after the prefix directory, as conda-pack does.
+    envship()
+        .current_dir(dir.path())
+        .args(["pack", "--version", "1", "--prefix"])
+        .arg(&prefix)
+        .assert()
+        .success();
+    assert!(dir
+        .path()
+        .join("dist/hello-envship-1-linux-64.tar.gz")
+        .exists());
 }
 
 #[test]
