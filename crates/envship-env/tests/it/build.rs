@@ -1,21 +1,16 @@
 use std::{path::Path, process::Command, sync::Arc};
 
+use crate::{env_file, lock_request};
 use envship_env::{
     build,
     build::{BuildOutcome, BuildRequest},
     pip::PipOptions,
-    BuildError, LockRequest,
+    BuildError,
 };
 use envship_spec::{EnvironmentFile, NoProgress, Target};
 use envship_test_support::{
     fixture, python::python_unavailable, ArchiveFormat, LocalChannel, PackageBuilder,
 };
-
-fn env_file(dir: &Path, text: &str) -> EnvironmentFile {
-    let path = dir.join("environment.yml");
-    fs_err::write(&path, text).unwrap();
-    EnvironmentFile::from_path(&path).unwrap()
-}
 
 /// Build `file` for the built-in `target` into `prefix`, offline, with the test's cache in `dir`.
 fn build_into(
@@ -35,15 +30,7 @@ fn build_into(
 fn request(dir: &Path, prefix: &Path) -> BuildRequest {
     BuildRequest {
         prefix: prefix.to_path_buf(),
-        lock: LockRequest {
-            channel_alias: None,
-            offline: true,
-            exclude_newer: None,
-            cache_dir: Some(dir.join("cache")),
-            lock_path: None,
-            update: false,
-            explicit: None,
-        },
+        lock: lock_request(dir),
         pip: PipOptions {
             find_links: vec![fixture("wheels").display().to_string()],
             no_index: true,

@@ -1,26 +1,7 @@
-use std::path::Path;
-
-use envship_env::{lock, LockError, LockRequest};
+use crate::{env_file, lock_request};
+use envship_env::{lock, LockError};
 use envship_spec::{EnvironmentFile, NoProgress, Target};
 use envship_test_support::{ArchiveFormat, FixtureChannel, LocalChannel, PackageBuilder};
-
-fn request(dir: &Path) -> LockRequest {
-    LockRequest {
-        channel_alias: None,
-        offline: true,
-        exclude_newer: None,
-        cache_dir: Some(dir.join("cache")),
-        lock_path: None,
-        update: false,
-        explicit: None,
-    }
-}
-
-fn env_file(dir: &Path, text: &str) -> EnvironmentFile {
-    let path = dir.join("environment.yml");
-    fs_err::write(&path, text).unwrap();
-    EnvironmentFile::from_path(&path).unwrap()
-}
 
 fn index4() -> FixtureChannel {
     FixtureChannel::from_repodata(&[("repodata/conda-tests_index4.json", "linux-64")])
@@ -38,7 +19,7 @@ fn index4_python36_numpy_for_lcls_rhel6() {
         ),
     );
     let target = Target::builtin("lcls-rhel6").unwrap();
-    let mut req = request(dir.path());
+    let mut req = lock_request(dir.path());
     req.explicit = Some(dir.path().join("explicit.txt"));
     let out = lock(&file, &target, &req, &NoProgress).unwrap();
     let names: Vec<String> = out
@@ -72,17 +53,17 @@ fn index4_python36_numpy_for_lcls_rhel6() {
     );
 
     // Unchanged input: the lock is kept, not solved again.
-    let again = lock(&file, &target, &request(dir.path()), &NoProgress).unwrap();
+    let again = lock(&file, &target, &lock_request(dir.path()), &NoProgress).unwrap();
     assert!(again.reused);
     assert_eq!(again.packages, out.packages);
 
     // A different target is a different request.
     let rhel7 = Target::builtin("rhel7").unwrap();
-    let other = lock(&file, &rhel7, &request(dir.path()), &NoProgress).unwrap();
+    let other = lock(&file, &rhel7, &lock_request(dir.path()), &NoProgress).unwrap();
     assert!(!other.reused);
 
     // --update solves again even when up to date.
-    let mut upd = request(dir.path());
+    let mut upd = lock_request(dir.path());
     upd.update = true;
     assert!(!lock(&file, &rhel7, &upd, &NoProgress).unwrap().reused);
 }
@@ -122,7 +103,7 @@ fn pytorch_glibc_217_builds_are_skipped_for_lcls_rhel6() {
     );
     let pick = |target: &str| {
         let t = Target::builtin(target).unwrap();
-        let mut req = request(dir.path());
+        let mut req = lock_request(dir.path());
         req.lock_path = Some(dir.path().join(format!("{target}.lock")));
         let out = lock(&file, &t, &req, &NoProgress).unwrap();
         let f = out
@@ -152,7 +133,7 @@ fn unsatisfiable_because_of_glibc_says_so() {
         ),
     );
     let t = Target::builtin("lcls-rhel6").unwrap();
-    let err = lock(&file, &t, &request(dir.path()), &NoProgress).unwrap_err();
+    let err = lock(&file, &t, &lock_request(dir.path()), &NoProgress).unwrap_err();
     match &err {
         LockError::Unsatisfiable {
             help, explanation, ..
@@ -193,7 +174,7 @@ fn exclude_newer_solves_as_of_a_date() {
         ),
     );
     let t = Target::builtin("rhel7").unwrap();
-    let mut req = request(dir.path());
+    let mut req = lock_request(dir.path());
     // libfaiss 1.7.4 was uploaded in April 2023; as of 2023-01-01 only 1.7.3 exists.
     req.exclude_newer = Some(envship_env::lock::parse_exclude_newer("2023-01-01").unwrap());
     let out = lock(&file, &t, &req, &NoProgress).unwrap();
@@ -223,7 +204,7 @@ fn channel_prefixed_specs_follow_the_channel_alias() {
         "name: aliased\nchannels:\n  - nodefaults\ndependencies:\n  - idx::python=3.6\n  - idx::numpy\n",
     );
     let target = Target::builtin("lcls-rhel6").unwrap();
-    let mut req = request(dir.path());
+    let mut req = lock_request(dir.path());
     let alias = envship_test_support::file_url(mirror.path());
     req.channel_alias = Some(alias.to_string());
     let out = lock(&file, &target, &req, &NoProgress).unwrap();
@@ -239,7 +220,7 @@ fn channel_prefixed_specs_follow_the_channel_alias() {
     }
 
     // Without the alias, `idx` means the public server, which offline mode cannot reach.
-    let err = lock(&file, &target, &request(dir.path()), &NoProgress).unwrap_err();
+    let err = lock(&file, &target, &lock_request(dir.path()), &NoProgress).unwrap_err();
     assert!(
         err.to_string().contains("conda.anaconda.org/idx"),
         "unexpected error: {err}"

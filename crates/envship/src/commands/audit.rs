@@ -74,11 +74,6 @@ fn default_path() -> miette::Result<PathBuf> {
     }
 }
 
-/// Write the report through a temp file and a rename, so it is never half-written.
-fn write_atomic(path: &Path, text: &str) -> miette::Result<()> {
-    crate::project::write_output(path, text.as_bytes())
-}
-
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let root = match args.path {
         Some(p) => p,
@@ -98,7 +93,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     drop(bars);
 
     if let Some(out) = &args.output {
-        write_atomic(out, &report.to_json())
+        crate::project::write_output(out, report.to_json().as_bytes())
             .wrap_err_with(|| format!("writing the audit report to {}", out.display()))?;
     }
     let mut stdout = std::io::stdout().lock();
