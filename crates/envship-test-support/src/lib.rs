@@ -8,10 +8,12 @@
 
 pub mod package;
 pub mod python;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
 
 pub use package::{ArchiveFormat, PackageBuilder, PlaceholderMode};
+pub use skip::{in_ci, skip, skip_unavailable_everywhere};
 
 /// The workspace root (where `Cargo.toml` with `[workspace]` is).
 pub fn workspace_root() -> PathBuf {
