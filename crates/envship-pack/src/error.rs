@@ -45,6 +45,18 @@ pub enum PackError {
         source: serde_json::Error,
     },
 
+    /// A manifest field breaks a rule (e.g. an `arcroot` that leaves the archive).
+    #[error("bad manifest {}: {field} {reason}", path.display())]
+    #[diagnostic(help("the manifest is malformed or malicious; do not use it"))]
+    BadManifestField {
+        /// The manifest file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// Files that conda-meta lists are gone or were overwritten.
     #[error("files managed by conda are {what} in {count} package(s):\n{details}")]
     #[diagnostic(help(
@@ -169,6 +181,18 @@ pub enum PackError {
         line: usize,
         /// What is wrong.
         reason: String,
+    },
+
+    /// A file to relocate (or the relocation list) is reached through a symlink: rewriting it
+    /// could change a file outside the environment.
+    #[error("refusing to relocate {path}: a symlink is on its way")]
+    #[diagnostic(help(
+        "the relocation list names a path through a symlink; the archive is malformed or \
+         malicious, do not use it"
+    ))]
+    ThroughSymlink {
+        /// The listed path, relative to the environment.
+        path: String,
     },
 
     /// A prefix path is not valid UTF-8 or not absolute.

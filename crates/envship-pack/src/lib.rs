@@ -28,6 +28,8 @@
 //! **Safe output**: written to a temp file in the output directory and renamed; `.sha256`
 //! (sha256sum format) and `.manifest.json` ([`Manifest`]) sidecars beside it.
 
+pub mod archive_path;
+pub mod beneath;
 mod deflate_walk;
 mod error;
 pub mod manifest;
@@ -46,3 +48,9 @@ pub use pgzip::ParGzWriter;
 pub use prefix::{CondaPackage, PipPackage};
 pub use relocate::{relocate, RelocateOutput, RelocationList, RELOCATION_LIST};
 pub use unpack::{unpack, UnpackOptions, UnpackOutput};
+
+/// What the fuzz targets (`fuzz/`) reach that is otherwise private. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::deflate_walk::{FinalBlock, Walker};
+}

@@ -97,10 +97,21 @@ impl Manifest {
     /// Read a manifest file.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(PackError::io("reading", path))?;
-        serde_json::from_slice(&bytes).map_err(|source| PackError::BadManifest {
+        let m: Self = serde_json::from_slice(&bytes).map_err(|source| PackError::BadManifest {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+        // Deploy joins `arcroot` to the version directory: it keeps the archive path rule.
+        if let Some(a) = m.arcroot.as_deref() {
+            if let Err(v) = crate::archive_path::ArchivePath::parse(a.as_bytes()) {
+                return Err(PackError::BadManifestField {
+                    path: path.to_path_buf(),
+                    field: "arcroot",
+                    reason: format!("{a:?}: {v}"),
+                });
+            }
+        }
+        Ok(m)
     }
 
     /// Write a manifest file atomically (pretty JSON, trailing newline).

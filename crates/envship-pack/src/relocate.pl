@@ -1,7 +1,10 @@
 # envship relocator (perl 5.8+, core only). Embedded in bin/conda-unpack; the same rules as
 # envship's Rust relocator and relocate.py (see relocate.rs): keep in sync.
+# Listed paths keep the archive path rule (archive_path.rs): relative, no `..`, no NUL; and no
+# file is read or written through a symlink (checked for every path before anything is written).
 use strict;
 use warnings;
+use Fcntl qw(O_WRONLY O_TRUNC O_CREAT O_EXCL O_NOFOLLOW);
 
 my $LIST = "share/envship/relocate.txt";
 
@@ -26,9 +29,31 @@ sub slurp {
     return $d;
 }
 
+sub check_rule {
+    my ($rel, $where) = @_;
+    fail("$where: $rel: absolute path") if substr($rel, 0, 1) eq '/';
+    fail("$where: $rel: path contains a NUL byte") if index($rel, "\0") >= 0;
+    my @parts = grep { $_ ne '' && $_ ne '.' } split(/\//, $rel, -1);
+    fail("$where: $rel: path contains `..`") if grep { $_ eq '..' } @parts;
+    fail("$where: empty path") unless @parts;
+    return join('/', @parts);
+}
+
+sub through_link {
+    my ($root, $rel) = @_;
+    my $p = $root;
+    for my $part (split(/\//, $rel)) {
+        $p = "$p/$part";
+        return 1 if -l $p;
+        return 0 unless -e $p;
+    }
+    return 0;
+}
+
 sub spew {
-    my ($p, $d) = @_;
-    open(my $fh, '>', $p) or fail("cannot write $p: $!");
+    my ($p, $d, $flags, $mode) = @_;
+    sysopen(my $fh, $p, $flags | O_NOFOLLOW, defined $mode ? $mode : 0644)
+        or fail("cannot write $p: $!");
     binmode($fh);
     print $fh $d or fail("cannot write $p: $!");
     close($fh) or fail("cannot write $p: $!");
@@ -92,6 +117,7 @@ sub reloc_binary {
 my $new = $ARGV[0];
 defined $new or fail("usage: conda-unpack PREFIX");
 my $listpath = "$new/$LIST";
+through_link($new, $LIST) and fail("refusing to relocate $LIST: a symlink is on its way");
 my $text = slurp($listpath);
 defined $text or fail("cannot read $listpath: $!");
 my @lines = split(/\n/, $text, -1);
@@ -105,7 +131,10 @@ for my $n (2 .. $#lines) {
     my ($mode, $room, $path) = split(/ /, $line, 3);
     (defined $path && ($mode eq 't' || $mode eq 'b') && $room =~ /^\d+$/)
         or fail("$listpath, line " . ($n + 1) . ": expected MODE ROOM PATH");
-    push @entries, [$mode, $room, unescape($path)];
+    push @entries, [$mode, $room, check_rule(unescape($path), "$listpath, line " . ($n + 1))];
+}
+for my $e (@entries) {
+    through_link($new, $e->[2]) and fail("refusing to relocate $e->[2]: a symlink is on its way");
 }
 if ($old eq $new) { print "conda-unpack: already relocated to $new\n"; exit 0; }
 my ($lo, $ln) = (length($old), length($new));
@@ -138,9 +167,10 @@ for my $e (@entries) {
     } else {
         $out = reloc_binary($d, $old, $new, $rel);
     }
-    if ($out ne $d) { spew($p, $out); $changed++; }
+    if ($out ne $d) { spew($p, $out, O_WRONLY | O_TRUNC); $changed++; }
 }
 $lines[1] = 'prefix ' . escape($new);
-spew("$listpath.tmp", join("\n", @lines));
+unlink("$listpath.tmp") if -l "$listpath.tmp" || -e "$listpath.tmp";
+spew("$listpath.tmp", join("\n", @lines), O_WRONLY | O_CREAT | O_EXCL, (lstat($listpath))[2] & 07777);
 rename("$listpath.tmp", $listpath) or fail("cannot rename $listpath.tmp: $!");
 print "conda-unpack: relocated $changed files from $old to $new\n";

@@ -1,5 +1,7 @@
 # envship relocator (python 2.7 and 3.x, standard library only). Embedded in bin/conda-unpack;
 # the same rules as envship's Rust relocator and relocate.pl (see relocate.rs): keep in sync.
+# Listed paths keep the archive path rule (archive_path.rs): relative, no `..`, no NUL; and no
+# file is read or written through a symlink (checked for every path before anything is written).
 import os
 import re
 import sys
@@ -52,6 +54,37 @@ def fix_shebang(data):
     return b"#!/usr/bin/env " + name + body[exe_end:] + data[end:]
 
 
+def check_rule(rel, where):
+    if rel.startswith(b"/"):
+        fail("%s: %s: absolute path" % (where, show(rel)))
+    if b"\0" in rel:
+        fail("%s: %s: path contains a NUL byte" % (where, show(rel)))
+    parts = [p for p in rel.split(b"/") if p not in (b"", b".")]
+    if b".." in parts:
+        fail("%s: %s: path contains `..`" % (where, show(rel)))
+    if not parts:
+        fail("%s: empty path" % where)
+    return b"/".join(parts)
+
+
+def through_link(root, rel):
+    p = root
+    for part in rel.split(b"/"):
+        p = os.path.join(p, part)
+        if os.path.islink(p):
+            return True
+        if not os.path.lexists(p):
+            return False
+    return False
+
+
+def write_new(p, data, mode):
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    f = os.fdopen(fd, "wb")
+    f.write(data)
+    f.close()
+
+
 def reloc_text(data, old, new, in_bin):
     out = data.replace(old, new) if old != new else data
     if in_bin:
@@ -97,6 +130,8 @@ def main():
         new = os.fsencode(new)
     root = new
     listpath = os.path.join(root, LIST)
+    if through_link(root, LIST):
+        fail("refusing to relocate %s: a symlink is on its way" % show(LIST))
     try:
         f = open(listpath, "rb")
         lines = f.read().split(b"\n")
@@ -113,7 +148,11 @@ def main():
         parts = line.split(b" ", 2)
         if len(parts) != 3 or parts[0] not in (b"t", b"b"):
             fail("%s, line %d: expected MODE ROOM PATH" % (show(listpath), n + 3))
-        entries.append((parts[0], int(parts[1]), unescape(parts[2])))
+        where = "%s, line %d" % (show(listpath), n + 3)
+        entries.append((parts[0], int(parts[1]), check_rule(unescape(parts[2]), where)))
+    for mode, room, rel in entries:
+        if through_link(root, rel):
+            fail("refusing to relocate %s: a symlink is on its way" % show(rel))
     if old == new:
         sys.stdout.write("conda-unpack: already relocated to %s\n" % show(new))
         return
@@ -143,16 +182,17 @@ def main():
         else:
             out = reloc_binary(data, old, new, rel)
         if out != data:
-            f = open(p, "wb")
+            fd = os.open(p, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+            f = os.fdopen(fd, "wb")
             f.write(out)
             f.close()
             changed += 1
     text = [b"envship-relocate 1", b"prefix " + escape(new)]
     text.extend(lines[2:])
     tmp = listpath + b".tmp"
-    f = open(tmp, "wb")
-    f.write(b"\n".join(text))
-    f.close()
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    write_new(tmp, b"\n".join(text), os.lstat(listpath).st_mode & 0o7777)
     os.rename(tmp, listpath)
     sys.stdout.write("conda-unpack: relocated %d files from %s to %s\n" % (changed, show(old), show(new)))
 

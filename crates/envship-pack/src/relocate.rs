@@ -22,16 +22,15 @@
 //!   growing consumes NULs there (they are the installer's padding) and fails if there are none.
 //!   `new` longer than the entry's room fails before any file is written.
 
-use std::{
-    fs,
-    io::Write,
-    os::unix::ffi::OsStrExt,
-    path::{Path, PathBuf},
-};
+use std::{fs, io::Read, path::Path};
 
 use rayon::prelude::*;
 
-use crate::error::{PackError, Result};
+use crate::{
+    archive_path::ArchivePath,
+    beneath::{is_link_in_the_way, Beneath},
+    error::{PackError, Result},
+};
 
 /// Where the relocation list lives inside an environment.
 pub const RELOCATION_LIST: &str = "share/envship/relocate.txt";
@@ -149,7 +148,17 @@ impl RelocationList {
             let capacity = cap
                 .parse()
                 .map_err(|_| bad(i + 1, "room must be a number"))?;
-            let path = unescape(p).ok_or_else(|| bad(i + 1, "bad escape in path"))?;
+            let raw = unescape(p).ok_or_else(|| bad(i + 1, "bad escape in path"))?;
+            let path = match ArchivePath::parse(&raw) {
+                Ok(Some(path)) => path.into_bytes(),
+                Ok(None) => return Err(bad(i + 1, "empty path")),
+                Err(v) => {
+                    return Err(bad(
+                        i + 1,
+                        &format!("{}: {v}", String::from_utf8_lossy(&raw)),
+                    ))
+                }
+            };
             entries.push(RelocEntry {
                 path,
                 mode,
@@ -161,11 +170,23 @@ impl RelocationList {
 
     /// Read the list of the environment at `root`; `None` if it has none.
     pub fn read(root: &Path) -> Result<Option<Self>> {
-        let path = root.join(RELOCATION_LIST);
-        match fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(PackError::io("reading", &path)(e)),
+        let dir = Beneath::open(root).map_err(PackError::io("opening", root))?;
+        Self::read_beneath(&dir)
+    }
+
+    /// Read the list of the environment `root` without following symlinks to it.
+    pub(crate) fn read_beneath(root: &Beneath) -> Result<Option<Self>> {
+        let rel = list_path();
+        let path = root.display(rel.as_bytes());
+        let mut text = String::new();
+        match root.open_existing(&rel, false) {
+            Ok(Some(mut f)) => {
+                f.read_to_string(&mut text)
+                    .map_err(PackError::io("reading", &path))?;
+                Self::parse(&text, &path).map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(through_link_or_io(e, "reading", &path, RELOCATION_LIST)),
         }
     }
 }
@@ -331,16 +352,45 @@ pub struct RelocateOutput {
     pub missing: Vec<String>,
 }
 
-fn path_of(root: &Path, rel: &[u8]) -> PathBuf {
-    root.join(std::ffi::OsStr::from_bytes(rel))
+/// The relocation list's own path, as an [`ArchivePath`].
+fn list_path() -> ArchivePath {
+    match ArchivePath::parse(RELOCATION_LIST.as_bytes()) {
+        Ok(Some(p)) => p,
+        // A constant that keeps the rule; checked by a unit test.
+        _ => unreachable!("RELOCATION_LIST is a valid archive path"),
+    }
+}
+
+/// A symlink on the way is the archive's doing, not an I/O problem: say so.
+fn through_link_or_io(
+    e: std::io::Error,
+    action: &'static str,
+    path: &Path,
+    rel: &str,
+) -> PackError {
+    if is_link_in_the_way(&e) {
+        PackError::ThroughSymlink {
+            path: rel.to_string(),
+        }
+    } else {
+        PackError::io(action, path)(e)
+    }
 }
 
 /// Relocate the environment at `root` (which has a [`RELOCATION_LIST`]) to `new_prefix`: the
 /// same rules as `bin/conda-unpack`. Every binary file is checked before any file is written;
-/// files are rewritten in place (same inode, same mode); the list then records `new_prefix`.
+/// files are rewritten in place (same inode, same mode), never through a symlink; the list then
+/// records `new_prefix`.
 pub fn relocate(root: &Path, new_prefix: &str) -> Result<RelocateOutput> {
-    let list_path = root.join(RELOCATION_LIST);
-    let list = RelocationList::read(root)?.ok_or_else(|| PackError::BadRelocationList {
+    let dir = Beneath::open(root).map_err(PackError::io("opening", root))?;
+    relocate_beneath(&dir, new_prefix)
+}
+
+/// [`relocate`] of an already opened environment root.
+pub(crate) fn relocate_beneath(root: &Beneath, new_prefix: &str) -> Result<RelocateOutput> {
+    let list_rel = list_path();
+    let list_path = root.display(list_rel.as_bytes());
+    let list = RelocationList::read_beneath(root)?.ok_or_else(|| PackError::BadRelocationList {
         path: list_path.clone(),
         line: 0,
         reason: "file not found: this environment was not packed by envship".into(),
@@ -355,35 +405,57 @@ pub fn relocate(root: &Path, new_prefix: &str) -> Result<RelocateOutput> {
         return Ok(out);
     }
     check_capacity(&list, new)?;
-    // A longer prefix needs NUL room in every binary file: check them all before writing any.
-    if new.len() > old.len() {
-        list.entries
-            .par_iter()
-            .filter(|e| e.mode == RelocMode::Binary)
-            .try_for_each(|e| -> Result<()> {
-                let p = path_of(root, &e.path);
-                match fs::read(&p) {
-                    Ok(data) => relocate_content(e, &data, &old, new).map(|_| ()),
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(err) => Err(PackError::io("reading", p)(err)),
-                }
-            })?;
-    }
-    let results: Vec<Result<(bool, Option<String>)>> = list
+    let entries: Vec<(ArchivePath, &RelocEntry)> = list
         .entries
+        .iter()
+        .map(|e| match ArchivePath::parse(&e.path) {
+            Ok(Some(p)) => Ok((p, e)),
+            _ => Err(PackError::BadRelocationList {
+                path: list_path.clone(),
+                line: 0,
+                reason: format!("bad path {}", String::from_utf8_lossy(&e.path)),
+            }),
+        })
+        .collect::<Result<_>>()?;
+    let read = |rel: &ArchivePath, write: bool| -> Result<Option<(fs::File, Vec<u8>)>> {
+        let shown = String::from_utf8_lossy(rel.as_bytes()).into_owned();
+        let p = root.display(rel.as_bytes());
+        match root.open_existing(rel, write) {
+            Ok(Some(mut f)) => {
+                let mut data = Vec::new();
+                f.read_to_end(&mut data)
+                    .map_err(PackError::io("reading", &p))?;
+                Ok(Some((f, data)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(through_link_or_io(e, "opening", &p, &shown)),
+        }
+    };
+    // Nothing is written before every listed file is known to be safe to rewrite, and (for a
+    // longer prefix) every binary file has the NUL room it needs.
+    let grow = new.len() > old.len();
+    entries.par_iter().try_for_each(|(rel, e)| -> Result<()> {
+        if grow && e.mode == RelocMode::Binary {
+            if let Some((_, data)) = read(rel, false)? {
+                relocate_content(e, &data, &old, new)?;
+            }
+        } else {
+            let p = root.display(rel.as_bytes());
+            root.open_existing(rel, false).map_err(|err| {
+                through_link_or_io(err, "opening", &p, &String::from_utf8_lossy(&e.path))
+            })?;
+        }
+        Ok(())
+    })?;
+    let results: Vec<Result<(bool, Option<String>)>> = entries
         .par_iter()
-        .map(|e| {
-            let p = path_of(root, &e.path);
-            let data = match fs::read(&p) {
-                Ok(d) => d,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    return Ok((false, Some(String::from_utf8_lossy(&e.path).into_owned())))
-                }
-                Err(err) => return Err(PackError::io("reading", p)(err)),
+        .map(|(rel, e)| {
+            let Some((f, data)) = read(rel, true)? else {
+                return Ok((false, Some(String::from_utf8_lossy(&e.path).into_owned())));
             };
             match relocate_content(e, &data, &old, new)? {
                 Some(new_data) => {
-                    write_in_place(&p, &new_data)?;
+                    write_in_place(&f, &new_data, &root.display(rel.as_bytes()))?;
                     Ok((true, None))
                 }
                 None => Ok((false, None)),
@@ -400,18 +472,17 @@ pub fn relocate(root: &Path, new_prefix: &str) -> Result<RelocateOutput> {
         prefix: new.to_vec(),
         entries: list.entries,
     };
-    write_atomic(&list_path, updated.to_text().as_bytes())?;
+    root.replace_file(&list_rel, updated.to_text().as_bytes())
+        .map_err(|e| through_link_or_io(e, "writing", &list_path, RELOCATION_LIST))?;
     Ok(out)
 }
 
-/// Overwrite a file's bytes keeping its inode (hardlinks stay linked) and mode.
-pub(crate) fn write_in_place(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .map_err(PackError::io("writing", path))?;
-    f.write_all(data).map_err(PackError::io("writing", path))
+/// Overwrite an open file's bytes keeping its inode (hardlinks stay linked) and mode.
+fn write_in_place(f: &fs::File, data: &[u8], path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.set_len(0).map_err(PackError::io("writing", path))?;
+    f.write_all_at(data, 0)
+        .map_err(PackError::io("writing", path))
 }
 
 /// Write via a temp file in the same directory + rename (a replaced file keeps its mode).
@@ -477,5 +548,25 @@ mod tests {
             list
         );
         assert!(RelocationList::parse("nope", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn list_paths_keep_the_path_rule() {
+        assert_eq!(list_path().as_bytes(), RELOCATION_LIST.as_bytes());
+        let head = "envship-relocate 1\nprefix /p\n";
+        for (line, why) in [
+            ("t 0 /home/u/.bashrc", "absolute path"),
+            ("t 0 lib/../../x", "`..`"),
+            ("b 9 %00", "NUL"),
+            ("t 0 ./", "empty path"),
+        ] {
+            let err = RelocationList::parse(&format!("{head}{line}\n"), Path::new("list"))
+                .expect_err(line)
+                .to_string();
+            assert!(err.contains("line 3") && err.contains(why), "{line}: {err}");
+        }
+        let ok = RelocationList::parse(&format!("{head}t 0 ./lib//a.pc\n"), Path::new("l"))
+            .expect("normalized");
+        assert_eq!(ok.entries[0].path, b"lib/a.pc");
     }
 }

@@ -1,17 +1,21 @@
 //! `unpack`: hardened, parallel extraction of an archive (tar.gz, tar.zst, tar, zip) followed by
 //! the same relocation `bin/conda-unpack` does.
 //!
-//! Refused, with the entry named: absolute names, names with `..`, entries below a symlink of
-//! the archive, symlinks whose target is absolute, climbs out of DEST, or has `..` after a normal
-//! component, hardlinks to anything but a regular file extracted earlier. Regular files are
-//! written first (small ones on worker threads, with bounded memory), then hardlinks, then
-//! symlinks, so no write ever goes through a link from the archive.
+//! Every name keeps the path rule ([`crate::archive_path`]) and every write goes through a
+//! [`Beneath`] of DEST, so nothing is written through a symlink or outside DEST. Refused, with
+//! the entry named: absolute names, names with `..`, entries below a symlink of the archive,
+//! hardlinks to anything but a regular file extracted earlier, devices, FIFOs and sockets.
+//! Symlinks themselves may point anywhere (absolute, or out of DEST), as tar and conda-pack
+//! allow: they are created last and never written through. Regular files are written first
+//! (small ones on worker threads, with bounded memory), then hardlinks, then symlinks.
+//!
+//! A failed unpack (a refused entry, a broken archive, a failed relocation) removes everything
+//! it created, DEST too if it made it; with `force`, files the archive replaced stay replaced.
 
 use std::{
     collections::{BTreeSet, HashSet},
     fs,
     io::{self, BufReader, Read, Write},
-    os::unix::{ffi::OsStrExt, fs::PermissionsExt},
     path::{Path, PathBuf},
     sync::{Condvar, Mutex},
 };
@@ -19,8 +23,10 @@ use std::{
 use envship_spec::{Progress, ProgressUnit};
 
 use crate::{
+    archive_path::ArchivePath,
+    beneath::{is_link_in_the_way, Beneath},
     error::{PackError, Result},
-    relocate::{self, RelocateOutput, RELOCATION_LIST},
+    relocate::{self, RelocateOutput, RelocationList, RELOCATION_LIST},
 };
 
 /// How to unpack.
@@ -65,58 +71,18 @@ fn unsafe_entry(name: &[u8], reason: &'static str) -> PackError {
     }
 }
 
-/// Normalize an entry name to relative components; refuse absolute names and `..`.
-fn clean_name(name: &[u8]) -> Result<Vec<u8>> {
-    if name.starts_with(b"/") {
-        return Err(unsafe_entry(name, "absolute path"));
-    }
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for c in name.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return Err(unsafe_entry(name, "path contains `..`")),
-            c => parts.push(c),
-        }
-    }
-    Ok(parts.join(&b'/'))
+/// Check an entry name against the path rule; `None` for the root itself.
+fn entry_path(name: &[u8]) -> Result<Option<ArchivePath>> {
+    ArchivePath::parse(name).map_err(|v| unsafe_entry(name, v.reason()))
 }
 
-/// Check a symlink target relative to the link's directory.
-fn check_symlink(name: &[u8], target: &[u8]) -> Result<()> {
-    if target.starts_with(b"/") {
-        return Err(unsafe_entry(name, "symlink to an absolute path"));
-    }
-    let mut depth: i64 = name.split(|&b| b == b'/').count() as i64 - 1;
-    let mut seen_normal = false;
-    for c in target.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                if seen_normal {
-                    return Err(unsafe_entry(
-                        name,
-                        "symlink target has `..` after a directory name",
-                    ));
-                }
-                depth -= 1;
-                if depth < 0 {
-                    return Err(unsafe_entry(name, "symlink points outside the destination"));
-                }
-            }
-            _ => {
-                seen_normal = true;
-                depth += 1;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn has_symlink_ancestor(name: &[u8], symlinks: &HashSet<Vec<u8>>) -> bool {
-    name.iter()
-        .enumerate()
-        .filter(|(_, &b)| b == b'/')
-        .any(|(i, _)| symlinks.contains(&name[..i]))
+fn has_symlink_ancestor(name: &ArchivePath, symlinks: &HashSet<ArchivePath>) -> bool {
+    name.ancestors().any(|a| {
+        ArchivePath::parse(a)
+            .ok()
+            .flatten()
+            .is_some_and(|a| symlinks.contains(&a))
+    })
 }
 
 fn dest_is_empty(dest: &Path) -> Result<bool> {
@@ -128,12 +94,20 @@ fn dest_is_empty(dest: &Path) -> Result<bool> {
 }
 
 enum Deferred {
-    Symlink { name: Vec<u8>, target: Vec<u8> },
-    Hardlink { name: Vec<u8>, target: Vec<u8> },
+    Symlink {
+        name: ArchivePath,
+        target: Vec<u8>,
+    },
+    Hardlink {
+        name: ArchivePath,
+        target: ArchivePath,
+    },
 }
 
 struct Writer<'a> {
-    dest: &'a Path,
+    dest: &'a Beneath,
+    /// `--force`: replace existing non-directories instead of failing.
+    replace: bool,
     inflight: Mutex<usize>,
     cv: Condvar,
     error: Mutex<Option<PackError>>,
@@ -141,49 +115,42 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn path(&self, rel: &[u8]) -> PathBuf {
-        self.dest.join(std::ffi::OsStr::from_bytes(rel))
+    fn path(&self, rel: &ArchivePath) -> PathBuf {
+        self.dest.display(rel.as_bytes())
+    }
+
+    /// An I/O error on entry `rel`: a symlink or file in the way is the archive's doing.
+    fn err(&self, rel: &[u8], action: &'static str) -> impl FnOnce(io::Error) -> PackError + '_ {
+        let rel = rel.to_vec();
+        move |e| {
+            if is_link_in_the_way(&e) {
+                unsafe_entry(&rel, "a symlink or a file is in the way")
+            } else if e.kind() == io::ErrorKind::AlreadyExists {
+                unsafe_entry(&rel, "something already exists at this path")
+            } else {
+                PackError::io(action, self.dest.display(&rel))(e)
+            }
+        }
     }
 
     fn mkdir(&self, rel: &[u8]) -> Result<()> {
-        let p = self.path(rel);
-        match fs::symlink_metadata(&p) {
-            Ok(md) if md.is_dir() => return Ok(()),
-            Ok(_) => {
-                return Err(unsafe_entry(
-                    rel,
-                    "a non-directory already exists at this path",
-                ))
-            }
-            Err(_) => {}
-        }
-        fs::create_dir_all(&p).map_err(PackError::io("creating", &p))
+        self.dest
+            .create_dir_all(rel)
+            .map_err(self.err(rel, "creating"))
     }
 
-    fn ensure_parent(&self, rel: &[u8]) -> Result<()> {
-        if let Some(i) = rel.iter().rposition(|&b| b == b'/') {
-            self.mkdir(&rel[..i])?;
-        }
-        Ok(())
+    fn ensure_parent(&self, rel: &ArchivePath) -> Result<()> {
+        self.mkdir(rel.parent())
     }
 
-    fn create(&self, rel: &[u8], exec: bool) -> Result<fs::File> {
-        let p = self.path(rel);
-        // Never write through something already there (a symlink from a forced DEST).
-        if let Ok(md) = fs::symlink_metadata(&p) {
-            if md.is_dir() {
-                return Err(unsafe_entry(rel, "a directory already exists at this path"));
-            }
-            fs::remove_file(&p).map_err(PackError::io("replacing", &p))?;
-        }
-        let f = fs::File::create(&p).map_err(PackError::io("creating", &p))?;
+    fn create(&self, rel: &ArchivePath, exec: bool) -> Result<fs::File> {
         let mode = if exec { 0o755 } else { 0o644 };
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(PackError::io("setting mode of", &p))?;
-        Ok(f)
+        self.dest
+            .create_file(rel, mode, self.replace)
+            .map_err(self.err(rel.as_bytes(), "creating"))
     }
 
-    fn write_small(&self, rel: &[u8], exec: bool, data: &[u8], mtime: u64) -> Result<()> {
+    fn write_small(&self, rel: &ArchivePath, exec: bool, data: &[u8], mtime: u64) -> Result<()> {
         let mut f = self.create(rel, exec)?;
         f.write_all(data)
             .map_err(PackError::io("writing", self.path(rel)))?;
@@ -259,7 +226,43 @@ pub fn unpack(
     if !opts.force && !dest_is_empty(&dest)? {
         return Err(PackError::DestNotEmpty { path: dest });
     }
+    // The directories made for DEST itself, outermost first, to remove them on failure.
+    let made: Vec<PathBuf> = dest
+        .ancestors()
+        .take_while(|a| fs::symlink_metadata(a).is_err())
+        .map(Path::to_path_buf)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     fs::create_dir_all(&dest).map_err(PackError::io("creating", &dest))?;
+    let root = Beneath::open(&dest)
+        .map_err(PackError::io("opening", &dest))?
+        .with_journal();
+    let result = unpack_into(archive, kind, &root, opts, progress);
+    if result.is_err() {
+        let left = root.rollback();
+        for dir in made.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+        if left > 0 {
+            tracing::warn!(
+                "{left} entries the failed unpack created in {} could not be removed",
+                dest.display()
+            );
+        }
+    }
+    result
+}
+
+fn unpack_into(
+    archive: &Path,
+    kind: Kind,
+    root: &Beneath,
+    opts: &UnpackOptions,
+    progress: &dyn Progress,
+) -> Result<UnpackOutput> {
+    let dest = root.path().to_path_buf();
     let threads = if opts.jobs == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -271,7 +274,8 @@ pub fn unpack(
         .build()
         .map_err(PackError::ThreadPool)?;
     let w = Writer {
-        dest: &dest,
+        dest: root,
+        replace: opts.force,
         inflight: Mutex::new(0),
         cv: Condvar::new(),
         error: Mutex::new(None),
@@ -279,25 +283,14 @@ pub fn unpack(
     };
     let archive_size = fs::metadata(archive).map(|m| m.len()).ok();
     progress.start("unpack", archive_size, ProgressUnit::Bytes);
-    let mut deferred = Vec::new();
-    let mut files_written: BTreeSet<Vec<u8>> = BTreeSet::new();
-    let mut symlinks: HashSet<Vec<u8>> = HashSet::new();
-    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut seen = Seen::default();
     let bad = |reason: String| PackError::BadArchive {
         path: archive.to_path_buf(),
         reason,
     };
     let read_result: Result<()> = pool.in_place_scope(|scope| {
         if kind == Kind::Zip {
-            return unpack_zip(
-                archive,
-                &w,
-                &mut deferred,
-                &mut files_written,
-                &mut symlinks,
-                &mut files,
-                &mut bytes,
-            );
+            return unpack_zip(archive, &w, &mut seen);
         }
         let file = fs::File::open(archive).map_err(PackError::io("opening", archive))?;
         let counted = Counting {
@@ -320,25 +313,16 @@ pub fn unpack(
             }
             let mut entry = entry.map_err(|e| bad(e.to_string()))?;
             let raw = entry.path_bytes().into_owned();
-            let name = clean_name(&raw)?;
-            if name.is_empty() {
+            let Some(name) = entry_path(&raw)? else {
                 continue;
-            }
-            if has_symlink_ancestor(&name, &symlinks) {
+            };
+            if has_symlink_ancestor(&name, &seen.symlinks) {
                 return Err(unsafe_entry(&raw, "entry below a symlink of the archive"));
             }
             let et = entry.header().entry_type();
             match et {
-                tar::EntryType::Directory => w.mkdir(&name)?,
-                tar::EntryType::Regular
-                | tar::EntryType::Continuous
-                | tar::EntryType::GNUSparse => {
-                    if et == tar::EntryType::GNUSparse {
-                        return Err(bad(format!(
-                            "sparse entry {:?} is not supported",
-                            String::from_utf8_lossy(&raw)
-                        )));
-                    }
+                tar::EntryType::Directory => w.mkdir(name.as_bytes())?,
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let exec = entry
                         .header()
                         .mode()
@@ -347,9 +331,9 @@ pub fn unpack(
                     let size = entry.size();
                     let mtime = entry.header().mtime().unwrap_or(0);
                     w.ensure_parent(&name)?;
-                    files += 1;
-                    bytes += size;
-                    files_written.insert(name.clone());
+                    seen.files += 1;
+                    seen.bytes += size;
+                    seen.files_written.insert(name.clone());
                     if size <= SMALL {
                         let mut data = Vec::with_capacity(size as usize);
                         entry
@@ -385,30 +369,25 @@ pub fn unpack(
                         set_mtime(&f, mtime, &w.path(&name))?;
                     }
                 }
+                tar::EntryType::GNUSparse => {
+                    return Err(bad(format!(
+                        "sparse entry {:?} is not supported",
+                        String::from_utf8_lossy(&raw)
+                    )))
+                }
                 tar::EntryType::Symlink => {
                     let target = entry
                         .link_name_bytes()
                         .map(|t| t.into_owned())
                         .unwrap_or_default();
-                    check_symlink(&name, &target)?;
-                    symlinks.insert(name.clone());
-                    deferred.push(Deferred::Symlink { name, target });
+                    seen.symlink(name, target)?;
                 }
                 tar::EntryType::Link => {
                     let target = entry
                         .link_name_bytes()
                         .map(|t| t.into_owned())
                         .unwrap_or_default();
-                    let target = clean_name(&target).map_err(|_| {
-                        unsafe_entry(&raw, "hardlink target outside the destination")
-                    })?;
-                    if !files_written.contains(&target) {
-                        return Err(unsafe_entry(
-                            &raw,
-                            "hardlink to something that is not a regular file of the archive",
-                        ));
-                    }
-                    deferred.push(Deferred::Hardlink { name, target });
+                    seen.hardlink(&raw, name, &target)?;
                 }
                 tar::EntryType::XGlobalHeader
                 | tar::EntryType::XHeader
@@ -423,55 +402,51 @@ pub fn unpack(
     if let Some(e) = w.error.lock().ok().and_then(|mut e| e.take()) {
         return Err(e);
     }
-    let mut links = 0;
-    // Hardlinks first (to regular files only), then symlinks.
-    deferred.sort_by_key(|d| matches!(d, Deferred::Symlink { .. }));
-    for d in deferred {
+    let links = seen.deferred.len() as u64;
+    // Hardlinks first (to regular files only), then symlinks: nothing is written after a link.
+    seen.deferred
+        .sort_by_key(|d| matches!(d, Deferred::Symlink { .. }));
+    for d in seen.deferred {
         match d {
             Deferred::Hardlink { name, target } => {
                 w.ensure_parent(&name)?;
-                let p = w.path(&name);
-                let _ = fs::remove_file(&p);
-                fs::hard_link(w.path(&target), &p)
-                    .map_err(PackError::io("creating hardlink", &p))?;
+                root.hard_link(&target, &name, true)
+                    .map_err(w.err(name.as_bytes(), "creating hardlink"))?;
             }
             Deferred::Symlink { name, target } => {
-                if has_symlink_ancestor(&name, &symlinks) {
-                    return Err(unsafe_entry(&name, "entry below a symlink of the archive"));
-                }
                 w.ensure_parent(&name)?;
-                let p = w.path(&name);
-                if let Ok(md) = fs::symlink_metadata(&p) {
-                    if md.is_dir() {
-                        return Err(unsafe_entry(
-                            &name,
-                            "a directory already exists at this path",
-                        ));
-                    }
-                    fs::remove_file(&p).map_err(PackError::io("replacing", &p))?;
-                }
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &p)
-                    .map_err(PackError::io("creating symlink", &p))?;
+                root.symlink(&name, &target, opts.force)
+                    .map_err(w.err(name.as_bytes(), "creating symlink"))?;
             }
         }
-        links += 1;
     }
     progress.finish("unpack");
 
-    // Where is the environment? DEST, or its single top directory.
-    let mut env_root = dest.clone();
-    if !dest.join(RELOCATION_LIST).exists() {
-        let tops: Vec<PathBuf> = fs::read_dir(&dest)
+    // Where is the environment? DEST, or its single top directory (a real one, not a link).
+    let has_list =
+        |b: &Beneath| -> Result<bool> { RelocationList::read_beneath(b).map(|l| l.is_some()) };
+    let mut env = None;
+    if !has_list(root)? {
+        let tops: Vec<fs::DirEntry> = fs::read_dir(&dest)
             .map_err(PackError::io("reading", &dest))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter_map(|e| e.ok())
             .collect();
         if let [only] = tops.as_slice() {
-            if only.join(RELOCATION_LIST).exists() {
-                env_root = only.clone();
+            let is_dir = only.file_type().is_ok_and(|t| t.is_dir());
+            let rel = entry_path(only.file_name().as_encoded_bytes())?;
+            if let (true, Some(rel)) = (is_dir, rel) {
+                let sub = root.sub(&rel).map_err(w.err(rel.as_bytes(), "opening"))?;
+                if has_list(&sub)? {
+                    env = Some(sub);
+                }
             }
         }
     }
-    let relocation = if opts.no_relocate || !env_root.join(RELOCATION_LIST).exists() {
+    let env_root = env
+        .as_ref()
+        .map_or(dest.clone(), |b| b.path().to_path_buf());
+    let env_dir = env.as_ref().unwrap_or(root);
+    let relocation = if opts.no_relocate || !has_list(env_dir)? {
         if !opts.no_relocate {
             tracing::warn!(
                 "{} has no {RELOCATION_LIST}: not relocated (not packed by envship?)",
@@ -492,29 +467,59 @@ pub fn unpack(
                 .to_string(),
         };
         progress.start("relocate", None, ProgressUnit::Items);
-        let r = relocate::relocate(&env_root, &new)?;
+        let r = relocate::relocate_beneath(env_dir, &new)?;
         progress.finish("relocate");
         Some(r)
     };
     Ok(UnpackOutput {
         env_root,
-        files,
-        bytes,
+        files: seen.files,
+        bytes: seen.bytes,
         links,
         relocation,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn unpack_zip(
-    archive: &Path,
-    w: &Writer<'_>,
-    deferred: &mut Vec<Deferred>,
-    files_written: &mut BTreeSet<Vec<u8>>,
-    symlinks: &mut HashSet<Vec<u8>>,
-    files: &mut u64,
-    bytes: &mut u64,
-) -> Result<()> {
+/// What the reader has seen so far: links to create at the end, names for the checks.
+#[derive(Default)]
+struct Seen {
+    deferred: Vec<Deferred>,
+    files_written: BTreeSet<ArchivePath>,
+    symlinks: HashSet<ArchivePath>,
+    files: u64,
+    bytes: u64,
+}
+
+impl Seen {
+    fn symlink(&mut self, name: ArchivePath, target: Vec<u8>) -> Result<()> {
+        if target.is_empty() || target.contains(&0) {
+            return Err(unsafe_entry(
+                name.as_bytes(),
+                "symlink with an empty target",
+            ));
+        }
+        self.symlinks.insert(name.clone());
+        self.deferred.push(Deferred::Symlink { name, target });
+        Ok(())
+    }
+
+    fn hardlink(&mut self, raw: &[u8], name: ArchivePath, target: &[u8]) -> Result<()> {
+        let target = ArchivePath::parse(target)
+            .ok()
+            .flatten()
+            .ok_or_else(|| unsafe_entry(raw, "hardlink target outside the destination"))?;
+        if !self.files_written.contains(&target) {
+            return Err(unsafe_entry(
+                raw,
+                "hardlink to something that is not a regular file of the archive",
+            ));
+        }
+        self.deferred.push(Deferred::Hardlink { name, target });
+        Ok(())
+    }
+}
+
+fn unpack_zip(archive: &Path, w: &Writer<'_>, seen: &mut Seen) -> Result<()> {
     let bad = |reason: String| PackError::BadArchive {
         path: archive.to_path_buf(),
         reason,
@@ -524,31 +529,31 @@ fn unpack_zip(
     for i in 0..z.len() {
         let mut e = z.by_index(i).map_err(|e| bad(e.to_string()))?;
         let raw = e.name_raw().to_vec();
-        let name = clean_name(&raw)?;
-        if name.is_empty() {
+        let Some(name) = entry_path(&raw)? else {
             continue;
-        }
-        if has_symlink_ancestor(&name, symlinks) {
+        };
+        if has_symlink_ancestor(&name, &seen.symlinks) {
             return Err(unsafe_entry(&raw, "entry below a symlink of the archive"));
         }
+        let file_type = e.unix_mode().map(|m| m & 0o170000);
         if e.is_dir() {
-            w.mkdir(&name)?;
+            w.mkdir(name.as_bytes())?;
         } else if e.is_symlink() {
             let mut target = Vec::new();
             e.read_to_end(&mut target)
                 .map_err(|err| bad(err.to_string()))?;
-            check_symlink(&name, &target)?;
-            symlinks.insert(name.clone());
-            deferred.push(Deferred::Symlink { name, target });
+            seen.symlink(name, target)?;
+        } else if file_type.is_some_and(|t| t != 0 && t != 0o100000) {
+            return Err(unsafe_entry(&raw, "device, fifo or unknown entry type"));
         } else {
             let exec = e.unix_mode().map(|m| m & 0o111 != 0).unwrap_or(false);
             w.ensure_parent(&name)?;
             let mut f = w.create(&name, exec)?;
-            let n = io::copy(&mut e, &mut f).map_err(PackError::io("writing", w.path(&name)))?;
+            let n = io::copy(&mut e, &mut f).map_err(|err| bad(err.to_string()))?;
             w.progress.advance("unpack", e.compressed_size());
-            *files += 1;
-            *bytes += n;
-            files_written.insert(name);
+            seen.files += 1;
+            seen.bytes += n;
+            seen.files_written.insert(name);
         }
     }
     Ok(())
@@ -573,18 +578,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_cleaned_or_refused() {
-        assert_eq!(clean_name(b"./a//b/").expect("ok"), b"a/b".to_vec());
-        assert!(clean_name(b"/etc/passwd").is_err());
-        assert!(clean_name(b"a/../../x").is_err());
-    }
-
-    #[test]
-    fn symlink_targets_must_stay_inside() {
-        assert!(check_symlink(b"lib/libz.so", b"libz.so.1").is_ok());
-        assert!(check_symlink(b"bin/py", b"../lib/python").is_ok());
-        assert!(check_symlink(b"bin/py", b"../../etc").is_err());
-        assert!(check_symlink(b"x", b"/etc/passwd").is_err());
-        assert!(check_symlink(b"a", b"s/..").is_err());
+    fn names_keep_the_path_rule() {
+        let p = entry_path(b"./a//b/").expect("ok").expect("not root");
+        assert_eq!(p.as_bytes(), b"a/b");
+        assert!(entry_path(b"./").expect("ok").is_none());
+        assert!(entry_path(b"/etc/passwd").is_err());
+        assert!(entry_path(b"a/../../x").is_err());
     }
 }

@@ -4,6 +4,9 @@
 //! `CI=true` (`.ci/run` installs everything the tests need) a skip is therefore a failure; the
 //! only exception is [`skip_unavailable_everywhere`], for what no machine of ours can have.
 
+// Printing the reason is the point of a skip.
+#![allow(clippy::print_stderr)]
+
 use std::fmt::Display;
 
 /// Whether this run is CI's (`CI=true`, as GitHub Actions and `.ci/run` set it).

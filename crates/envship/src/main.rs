@@ -4,18 +4,14 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod commands;
+mod exit;
 mod progress;
 mod project;
 mod target_args;
 
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use clap::Parser;
-
-/// Exit code for user errors (bad input, failed gates).
-const EXIT_USER: u8 = 1;
-/// Exit code for usage errors.
-const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,40 +35,78 @@ pub struct GlobalArgs {
     /// No progress bars and no informational output.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Colors in logs and messages: `auto` uses them on a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// When to use colors.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set (to anything but the empty string).
+    Auto,
+    /// Always, even into a pipe or file.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to color what goes to a stream that is (or is not) a terminal.
+    fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let code = if e.use_stderr() { exit::INPUT } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
-    init_logging(&cli.global);
-    miette::set_hook(Box::new(|_| {
+    let stderr_color = cli.global.color.enabled(std::io::stderr().is_terminal());
+    console::set_colors_enabled(cli.global.color.enabled(std::io::stdout().is_terminal()));
+    console::set_colors_enabled_stderr(stderr_color);
+    init_logging(&cli.global, stderr_color);
+    miette::set_hook(Box::new(move |_| {
         Box::new(
             miette::MietteHandlerOpts::new()
                 .terminal_links(false)
+                .color(stderr_color)
                 .context_lines(2)
                 .build(),
         )
     }))
     .ok();
-    match commands::execute(cli.command, &cli.global) {
-        Ok(code) => code,
-        Err(report) => {
+    let global = cli.global.clone();
+    let outcome = std::panic::catch_unwind(move || commands::execute(cli.command, &global));
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(report)) => {
             if is_broken_pipe(&report) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("{report:?}");
-            ExitCode::from(EXIT_USER)
+            ExitCode::from(exit::code_for(&report))
+        }
+        // The panic hook already printed the message and location.
+        Err(_) => {
+            eprintln!("envship: internal error (this is a bug; please report it)");
+            ExitCode::from(exit::INTERNAL)
         }
     }
 }
 
-fn init_logging(global: &GlobalArgs) {
+fn init_logging(global: &GlobalArgs, color: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
@@ -84,6 +118,7 @@ fn init_logging(global: &GlobalArgs) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(color)
         .with_target(global.verbose > 0)
         .without_time()
         .init();

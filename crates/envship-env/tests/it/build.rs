@@ -57,7 +57,7 @@ fn python_env_text(channel: &LocalChannel, pip: &[&str]) -> String {
 #[test]
 fn python_environment_with_pip_section_offline() {
     if let Some(why) = python_unavailable() {
-        eprintln!("SKIP: {why}");
+        envship_test_support::skip("python_environment_with_pip_section_offline", why);
         return;
     }
     let channel = envship_test_support::python::python_channel();
@@ -124,7 +124,7 @@ fn python_environment_with_pip_section_offline() {
 #[test]
 fn pip_refuses_wheels_the_target_cannot_run() {
     if let Some(why) = python_unavailable() {
-        eprintln!("SKIP: {why}");
+        envship_test_support::skip("pip_refuses_wheels_the_target_cannot_run", why);
         return;
     }
     let channel = envship_test_support::python::python_channel();

@@ -33,7 +33,10 @@ fn rm(p: &Path) {
 fn user_flow_perl_python_and_envship_unpack_agree() {
     let Some(env) = build_env() else { return };
     if !have("perl") {
-        eprintln!("SKIP: perl not installed");
+        envship_test_support::skip(
+            "user_flow_perl_python_and_envship_unpack_agree",
+            "perl not installed",
+        );
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -114,7 +117,10 @@ fn user_flow_perl_python_and_envship_unpack_agree() {
         t
     });
     if py.is_none() {
-        eprintln!("SKIP: python3 not installed; python relocator not compared");
+        envship_test_support::skip(
+            "user_flow_perl_python_and_envship_unpack_agree",
+            "python3 not installed; python relocator not compared",
+        );
     }
 
     // 3. envship unpack.
@@ -326,7 +332,10 @@ fn dest_prefix_is_baked_in_and_checked_against_binary_room() {
 fn conda_unpack_refuses_too_long_prefix_before_touching_files() {
     let Some(env) = build_env() else { return };
     if !have("perl") {
-        eprintln!("SKIP: perl not installed");
+        envship_test_support::skip(
+            "conda_unpack_refuses_too_long_prefix_before_touching_files",
+            "perl not installed",
+        );
         return;
     }
     let work = tempfile::tempdir().unwrap();

@@ -54,7 +54,7 @@ fn pyc_is_current(python: &Path, pyc: &Path, source: &Path) -> bool {
 #[test]
 fn pyc_files_are_rewritten_by_the_envs_python_and_import() {
     if let Some(why) = python_unavailable() {
-        eprintln!("SKIP: {why}");
+        envship_test_support::skip("pyc_files_are_rewritten_by_the_envs_python_and_import", why);
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -180,7 +180,10 @@ fn pyc_files_are_rewritten_by_the_envs_python_and_import() {
 #[test]
 fn pyc_files_are_left_out_where_no_python_runs() {
     if !Path::new(SYSTEM_PYTHON).exists() {
-        eprintln!("SKIP: {SYSTEM_PYTHON} not installed (needed to compile the .pyc)");
+        envship_test_support::skip(
+            "pyc_files_are_left_out_where_no_python_runs",
+            format!("{SYSTEM_PYTHON} not installed (needed to compile the .pyc)"),
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -96,7 +96,10 @@ fn set_exec(p: &Path) {
 /// Build the standard test environment. Returns `None` (after printing SKIP) without gcc.
 pub fn build_env() -> Option<TestEnv> {
     if !have("gcc") {
-        eprintln!("SKIP: gcc not found; the binary-placeholder test program cannot be built");
+        envship_test_support::skip(
+            "build_env",
+            "gcc not found; the binary-placeholder test program cannot be built",
+        );
         return None;
     }
     let tmp = tempfile::Builder::new()

@@ -17,7 +17,10 @@ fn container_run_or_skip() {
                 .unwrap_or_else(|_| "debian:bookworm-slim".into()),
         });
         if let Err(e) = envship_sandbox::engine_available(engine) {
-            eprintln!("SKIP container_run_or_skip({}): {e}", engine.program());
+            envship_test_support::skip_unavailable_everywhere(
+                &format!("container_run_or_skip({})", engine.program()),
+                e.to_string(),
+            );
             // Without an engine the run is a clear error, not a silent pass.
             let err = envship_sandbox::run_test(&opts, &envship_sandbox::NoProgress).unwrap_err();
             assert!(

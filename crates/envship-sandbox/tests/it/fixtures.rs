@@ -141,7 +141,7 @@ pub fn namespaces_or_skip(test: &str) -> bool {
     match envship_sandbox::namespaces_available() {
         Ok(()) => true,
         Err(e) => {
-            eprintln!("SKIP {test}: user namespaces unavailable: {e}");
+            envship_test_support::skip(test, format!("user namespaces unavailable: {e}"));
             false
         }
     }

@@ -266,7 +266,7 @@ fn zstd_archives_unpack() {
         return;
     }
     if which("zstd").is_none() {
-        eprintln!("SKIP zstd_archives_unpack: no zstd on this host");
+        envship_test_support::skip("zstd_archives_unpack", "no zstd on this host");
         return;
     }
     let p = Project::with_archive_name("set -e\nhello\n", &env_files(&[]), "demo.tar.zst");
@@ -338,14 +338,18 @@ fn disabled_user_namespaces_give_a_clear_error() {
     let out = match out {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("SKIP disabled_user_namespaces_give_a_clear_error: cannot run unshare: {e}");
+            envship_test_support::skip(
+                "disabled_user_namespaces_give_a_clear_error",
+                format!("cannot run unshare: {e}"),
+            );
             return;
         }
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("max_user_namespaces: Permission denied") {
-        eprintln!(
-            "SKIP disabled_user_namespaces_give_a_clear_error: cannot lower the limit: {stderr}"
+        envship_test_support::skip(
+            "disabled_user_namespaces_give_a_clear_error",
+            format!("cannot lower the limit: {stderr}"),
         );
         return;
     }

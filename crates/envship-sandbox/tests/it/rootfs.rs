@@ -18,14 +18,20 @@ fn bullseye_or_skip(test: &str) -> Option<PathBuf> {
     match std::env::var_os("ENVSHIP_TEST_BULLSEYE_ROOTFS") {
         Some(p) if Path::new(&p).join("etc/debian_version").is_file() => Some(PathBuf::from(p)),
         Some(p) => {
-            eprintln!(
-                "SKIP {test}: ENVSHIP_TEST_BULLSEYE_ROOTFS={} is not a Debian root filesystem",
-                Path::new(&p).display()
+            envship_test_support::skip(
+                test,
+                format!(
+                    "ENVSHIP_TEST_BULLSEYE_ROOTFS={} is not a Debian root filesystem",
+                    Path::new(&p).display()
+                ),
             );
             None
         }
         None => {
-            eprintln!("SKIP {test}: ENVSHIP_TEST_BULLSEYE_ROOTFS is not set (debootstrap --variant=minbase bullseye DIR)");
+            envship_test_support::skip(
+                test,
+                "ENVSHIP_TEST_BULLSEYE_ROOTFS is not set (debootstrap --variant=minbase bullseye DIR)",
+            );
             None
         }
     }
@@ -47,7 +53,10 @@ fn gcc(dir: &Path, name: &str, src: &str, extra: &[&str]) -> Option<Vec<u8>> {
     match status {
         Ok(s) if s.success() => Some(std::fs::read(out).unwrap()),
         other => {
-            eprintln!("SKIP: gcc {extra:?} failed: {other:?}");
+            envship_test_support::skip(
+                "rootfs programs",
+                format!("gcc {extra:?} failed: {other:?}"),
+            );
             None
         }
     }

@@ -53,7 +53,7 @@ fn check_json_is_machine_readable() {
 }
 
 #[test]
-fn bad_spec_is_reported_with_file_line_and_exit_1() {
+fn bad_spec_is_reported_with_file_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     fs_err::write(
         dir.path().join("environment.yml"),
@@ -64,7 +64,7 @@ fn bad_spec_is_reported_with_file_line_and_exit_1() {
         .current_dir(dir.path())
         .arg("check")
         .assert()
-        .code(1)
+        .code(2)
         .get_output()
         .stderr
         .clone();
@@ -80,7 +80,7 @@ fn unknown_target_is_an_error() {
         .current_dir(dir.path())
         .args(["check", "--target", "centos5"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("unknown target `centos5`"));
 }
 
@@ -150,7 +150,10 @@ fn lock_build_run_the_bundled_example() {
 #[test]
 fn ship_the_bundled_example_for_lcls_rhel6() {
     if let Err(e) = envship_sandbox::namespaces_available() {
-        eprintln!("SKIP: user namespaces unavailable: {e}");
+        envship_test_support::skip(
+            "ship_the_bundled_example_for_lcls_rhel6",
+            format!("user namespaces unavailable: {e}"),
+        );
         return;
     }
     let dir = example("hello");
@@ -209,7 +212,10 @@ fn ship_the_bundled_example_for_lcls_rhel6() {
 #[test]
 fn the_audit_stops_a_ship_for_lcls_rhel6_and_not_for_rhel8() {
     if let Err(e) = envship_sandbox::namespaces_available() {
-        eprintln!("SKIP: user namespaces unavailable: {e}");
+        envship_test_support::skip(
+            "the_audit_stops_a_ship_for_lcls_rhel6_and_not_for_rhel8",
+            format!("user namespaces unavailable: {e}"),
+        );
         return;
     }
     let dir = example("needs-glibc-2.14");

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod cli;
+mod exit_codes;
+mod hostile;
 mod interrupt;
 mod ship_python;
 mod user_flow;

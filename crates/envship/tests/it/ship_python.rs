@@ -7,11 +7,17 @@ use crate::envship;
 #[test]
 fn python_environment_ships_and_runs_at_the_destination_prefix() {
     if let Some(why) = envship_test_support::python::python_unavailable() {
-        eprintln!("SKIP: {why}");
+        envship_test_support::skip(
+            "python_environment_ships_and_runs_at_the_destination_prefix",
+            why,
+        );
         return;
     }
     if let Err(e) = envship_sandbox::namespaces_available() {
-        eprintln!("SKIP: user namespaces unavailable: {e}");
+        envship_test_support::skip(
+            "python_environment_ships_and_runs_at_the_destination_prefix",
+            format!("user namespaces unavailable: {e}"),
+        );
         return;
     }
     let channel = envship_test_support::python::python_channel();

@@ -38,7 +38,10 @@ fn files_containing(root: &Path, needle: &str) -> Vec<String> {
 #[test]
 fn python_archive_unpacks_with_tar_activate_and_conda_unpack_then_moves() {
     if let Some(why) = envship_test_support::python::python_unavailable() {
-        eprintln!("SKIP: {why}");
+        envship_test_support::skip(
+            "python_archive_unpacks_with_tar_activate_and_conda_unpack_then_moves",
+            why,
+        );
         return;
     }
     let channel = envship_test_support::python::python_channel();

@@ -1,0 +1,67 @@
+//! Exit codes (DESIGN.md): 0 ok, 1 a gate failed (audit errors, a failed test, an unsatisfiable
+//! solve, a host that cannot run the archive), 2 usage or bad input (bad YAML, bad flags, a
+//! malformed archive, a missing file: anything the user fixes on their side), 70 an internal
+//! error (a bug or a broken runtime: a panic, a thread pool that cannot start).
+//!
+//! The policy lives here, not in the libraries: each library error says what went wrong, and
+//! the CLI decides how a process ends. The deepest classified error of a report's chain decides,
+//! so a deploy that failed because the archive was malformed is "bad input", not "deploy".
+
+use std::error::Error;
+
+use envship_env::{pip::PipError, BuildError, LockError};
+use envship_pack::PackError;
+use envship_publish::deploy::DeployError;
+
+/// A gate failed.
+pub const GATE: u8 = 1;
+/// Usage error or bad input.
+pub const INPUT: u8 = 2;
+/// Internal error (EX_SOFTWARE).
+pub const INTERNAL: u8 = 70;
+
+/// The exit code for a failed command.
+pub fn code_for(report: &miette::Report) -> u8 {
+    let mut code = INPUT;
+    for e in report.chain() {
+        if let Some(c) = classify(e) {
+            code = c;
+        }
+    }
+    code
+}
+
+fn classify(e: &(dyn Error + 'static)) -> Option<u8> {
+    if let Some(e) = e.downcast_ref::<LockError>() {
+        return Some(match e {
+            LockError::Unsatisfiable { .. } => GATE,
+            LockError::Solver(_) | LockError::Runtime(_) => INTERNAL,
+            _ => INPUT,
+        });
+    }
+    if let Some(e) = e.downcast_ref::<BuildError>() {
+        return Some(match e {
+            BuildError::Runtime(_) => INTERNAL,
+            _ => INPUT,
+        });
+    }
+    if let Some(e) = e.downcast_ref::<PipError>() {
+        return Some(match e {
+            PipError::Unsatisfiable { .. } => GATE,
+            _ => INPUT,
+        });
+    }
+    if let Some(e) = e.downcast_ref::<PackError>() {
+        return Some(match e {
+            PackError::ThreadPool(_) => INTERNAL,
+            _ => INPUT,
+        });
+    }
+    if let Some(e) = e.downcast_ref::<DeployError>() {
+        return Some(match e {
+            DeployError::IncompatibleHost { .. } | DeployError::TestFailed { .. } => GATE,
+            _ => INPUT,
+        });
+    }
+    None
+}
