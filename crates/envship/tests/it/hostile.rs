@@ -518,3 +518,62 @@ fn envship_unpack_names_the_bad_line() {
     );
     assert!(!w.join("dest").exists());
 }
+
+/// What `envship pack` writes, `envship unpack` and `envship deploy` accept: a prefix with
+/// absolute symlinks and relative ones that leave it (as Debian's python and copies of /usr
+/// have) packs, unpacks and deploys, with the links kept as they were.
+#[test]
+fn absolute_and_escaping_symlinks_pack_unpack_and_deploy() {
+    let dir = crate::example("hello");
+    let cache = dir.path().join(".cache");
+    for stage in ["lock", "build"] {
+        envship()
+            .current_dir(dir.path())
+            .args([stage, "--offline", "--cache-dir"])
+            .arg(&cache)
+            .assert()
+            .success();
+    }
+    let prefix = dir.path().join(".envship/build/hello-envship");
+    let links = [
+        ("etc/hosts-of-the-host", "/etc/hosts"),
+        ("share/up-and-out", "../../../../.."),
+        ("lib/sitecustomize.py", "/etc/python3.11/sitecustomize.py"),
+    ];
+    for (link, target) in links {
+        std::os::unix::fs::symlink(target, prefix.join(link)).unwrap();
+    }
+    envship()
+        .current_dir(dir.path())
+        .args(["pack", "--version", "1", "--prefix"])
+        .arg(&prefix)
+        .assert()
+        .success();
+    let archive = dir.path().join("dist/hello-envship-1-linux-64.tar.gz");
+    let dest = dir.path().join("unpacked");
+    envship()
+        .arg("unpack")
+        .arg(&archive)
+        .arg(&dest)
+        .assert()
+        .success();
+    let root = dir.path().join("root");
+    envship()
+        .arg("deploy")
+        .arg(&archive)
+        .arg("--root")
+        .arg(&root)
+        .assert()
+        .success();
+    for env in [dest, root.join("hello-envship/1")] {
+        for (link, target) in links {
+            assert_eq!(
+                fs::read_link(env.join(link)).unwrap(),
+                Path::new(target),
+                "{link} in {env:?}"
+            );
+        }
+        let out = Command::new(env.join("bin/hello")).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
