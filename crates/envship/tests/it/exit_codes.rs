@@ -120,3 +120,37 @@ fn colors_only_when_asked_or_on_a_terminal() {
     let never = warn_and_error(&["--color", "never"], &[]);
     assert!(!never.contains('\x1b'), "--color never: {never:?}");
 }
+
+#[test]
+fn colors_on_a_terminal_by_default() {
+    // util-linux's `script` gives the command a pseudo-terminal.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = assert_cmd::cargo::cargo_bin("envship");
+    let run = |no_color: bool| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.current_dir(dir.path())
+            .args(["-qefc"])
+            .arg(format!("{} unpack missing.tar.gz d", exe.display()))
+            .arg("/dev/null")
+            .env_remove("NO_COLOR");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        cmd.output()
+    };
+    let out = match run(false) {
+        Ok(o) => o,
+        Err(e) => {
+            envship_test_support::skip("colors_on_a_terminal_by_default", format!("script: {e}"));
+            return;
+        }
+    };
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(tty.contains("\x1b["), "no colors on a terminal: {tty:?}");
+    let plain = run(true).unwrap();
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        plain.contains("missing.tar.gz") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
+}
