@@ -51,7 +51,11 @@ fn classify(e: &(dyn Error + 'static)) -> Option<u8> {
             _ => INPUT,
         });
     }
-    if let Some(e) = e.downcast_ref::<PackError>() {
+    // Deploy boxes the pack error it wraps: the chain then holds a `Box<PackError>`.
+    let pack = e
+        .downcast_ref::<PackError>()
+        .or_else(|| e.downcast_ref::<Box<PackError>>().map(|b| &**b));
+    if let Some(e) = pack {
         return Some(match e {
             PackError::ThreadPool(_) => INTERNAL,
             _ => INPUT,
@@ -64,4 +68,36 @@ fn classify(e: &(dyn Error + 'static)) -> Option<u8> {
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(e: impl miette::Diagnostic + Send + Sync + 'static) -> u8 {
+        code_for(&miette::Report::new(e))
+    }
+
+    #[test]
+    fn the_deepest_known_error_decides() {
+        let io = || std::io::Error::other("boom");
+        assert_eq!(code(LockError::Runtime(io())), INTERNAL);
+        assert_eq!(code_for(&miette::miette!("plain")), INPUT);
+        let unsafe_entry = PackError::UnsafeEntry {
+            entry: "../x".into(),
+            reason: "path contains `..`",
+        };
+        let deploy = DeployError::Unpack {
+            archive: "a.tar.gz".into(),
+            dest: "d".into(),
+            source: Box::new(unsafe_entry),
+        };
+        assert_eq!(code(deploy), INPUT);
+        let failed = DeployError::TestFailed {
+            env: "e".into(),
+            status: "exit 1".into(),
+            log: "l".into(),
+        };
+        assert_eq!(code(failed), GATE);
+    }
 }
