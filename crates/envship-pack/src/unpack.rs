@@ -268,11 +268,6 @@ fn unpack_into(
     } else {
         opts.jobs
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("envship-unpack-{i}"))
-        .build()
-        .map_err(PackError::ThreadPool)?;
     let w = Writer {
         dest: root,
         replace: opts.force,
@@ -288,116 +283,134 @@ fn unpack_into(
         path: archive.to_path_buf(),
         reason,
     };
-    let read_result: Result<()> = pool.in_place_scope(|scope| {
-        if kind == Kind::Zip {
-            return unpack_zip(archive, &w, &mut seen);
-        }
-        let file = fs::File::open(archive).map_err(PackError::io("opening", archive))?;
-        let counted = Counting {
-            inner: BufReader::with_capacity(1 << 20, file),
-            progress,
-        };
-        let reader: Box<dyn Read> = match kind {
-            Kind::Gz => Box::new(flate2::read::MultiGzDecoder::new(counted)),
-            Kind::Zst => Box::new(
-                zstd::stream::read::Decoder::new(counted)
-                    .map_err(PackError::io("reading", archive))?,
-            ),
-            _ => Box::new(counted),
-        };
-        let mut ar = tar::Archive::new(reader);
-        let entries = ar.entries().map_err(|e| bad(e.to_string()))?;
-        for entry in entries {
-            if w.failed() {
-                break;
-            }
-            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-            let raw = entry.path_bytes().into_owned();
-            let Some(name) = entry_path(&raw)? else {
-                continue;
-            };
-            if has_symlink_ancestor(&name, &seen.symlinks) {
-                return Err(unsafe_entry(&raw, "entry below a symlink of the archive"));
-            }
-            let et = entry.header().entry_type();
-            match et {
-                tar::EntryType::Directory => w.mkdir(name.as_bytes())?,
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let exec = entry
-                        .header()
-                        .mode()
-                        .map(|m| m & 0o111 != 0)
-                        .unwrap_or(false);
-                    let size = entry.size();
-                    let mtime = entry.header().mtime().unwrap_or(0);
-                    w.ensure_parent(&name)?;
-                    seen.files += 1;
-                    seen.bytes += size;
-                    seen.files_written.insert(name.clone());
-                    if size <= SMALL {
-                        let mut data = Vec::with_capacity(size as usize);
-                        entry
-                            .read_to_end(&mut data)
-                            .map_err(|e| bad(e.to_string()))?;
-                        let len = data.len();
-                        {
-                            let mut n = w
-                                .inflight
-                                .lock()
-                                .map_err(|_| bad("writer thread panicked".into()))?;
-                            while *n > 0 && *n + len > INFLIGHT_LIMIT {
-                                n =
-                                    w.cv.wait(n)
-                                        .map_err(|_| bad("writer thread panicked".into()))?;
-                            }
-                            *n += len;
-                        }
-                        let wref = &w;
-                        scope.spawn(move |_| {
-                            if let Err(e) = wref.write_small(&name, exec, &data, mtime) {
-                                wref.fail(e);
-                            }
-                            if let Ok(mut n) = wref.inflight.lock() {
-                                *n -= len;
-                            }
-                            wref.cv.notify_all();
-                        });
-                    } else {
-                        let mut f = w.create(&name, exec)?;
-                        io::copy(&mut entry, &mut f)
-                            .map_err(PackError::io("writing", w.path(&name)))?;
-                        set_mtime(&f, mtime, &w.path(&name))?;
+    // A scoped pool: its threads are joined before unpack goes on (a plain pool's threads would
+    // outlive the call, still holding their memory while the caller continues).
+    let read_result: Result<()> = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("envship-unpack-{i}"))
+        .build_scoped(
+            |thread| thread.run(),
+            |pool| {
+                pool.in_place_scope(|scope| {
+                    if kind == Kind::Zip {
+                        return unpack_zip(archive, &w, &mut seen);
                     }
-                }
-                tar::EntryType::GNUSparse => {
-                    return Err(bad(format!(
-                        "sparse entry {:?} is not supported",
-                        String::from_utf8_lossy(&raw)
-                    )))
-                }
-                tar::EntryType::Symlink => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| t.into_owned())
-                        .unwrap_or_default();
-                    seen.symlink(name, target)?;
-                }
-                tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| t.into_owned())
-                        .unwrap_or_default();
-                    seen.hardlink(&raw, name, &target)?;
-                }
-                tar::EntryType::XGlobalHeader
-                | tar::EntryType::XHeader
-                | tar::EntryType::GNULongName
-                | tar::EntryType::GNULongLink => {}
-                _ => return Err(unsafe_entry(&raw, "device, fifo or unknown entry type")),
-            }
-        }
-        Ok(())
-    });
+                    let file =
+                        fs::File::open(archive).map_err(PackError::io("opening", archive))?;
+                    let counted = Counting {
+                        inner: BufReader::with_capacity(1 << 20, file),
+                        progress,
+                    };
+                    let reader: Box<dyn Read> = match kind {
+                        Kind::Gz => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+                        Kind::Zst => Box::new(
+                            zstd::stream::read::Decoder::new(counted)
+                                .map_err(PackError::io("reading", archive))?,
+                        ),
+                        _ => Box::new(counted),
+                    };
+                    let mut ar = tar::Archive::new(reader);
+                    let entries = ar.entries().map_err(|e| bad(e.to_string()))?;
+                    for entry in entries {
+                        if w.failed() {
+                            break;
+                        }
+                        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+                        let raw = entry.path_bytes().into_owned();
+                        let Some(name) = entry_path(&raw)? else {
+                            continue;
+                        };
+                        if has_symlink_ancestor(&name, &seen.symlinks) {
+                            return Err(unsafe_entry(&raw, "entry below a symlink of the archive"));
+                        }
+                        let et = entry.header().entry_type();
+                        match et {
+                            tar::EntryType::Directory => w.mkdir(name.as_bytes())?,
+                            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                                let exec = entry
+                                    .header()
+                                    .mode()
+                                    .map(|m| m & 0o111 != 0)
+                                    .unwrap_or(false);
+                                let size = entry.size();
+                                let mtime = entry.header().mtime().unwrap_or(0);
+                                w.ensure_parent(&name)?;
+                                seen.files += 1;
+                                seen.bytes += size;
+                                seen.files_written.insert(name.clone());
+                                if size <= SMALL {
+                                    let mut data = Vec::with_capacity(size as usize);
+                                    entry
+                                        .read_to_end(&mut data)
+                                        .map_err(|e| bad(e.to_string()))?;
+                                    let len = data.len();
+                                    {
+                                        let mut n = w
+                                            .inflight
+                                            .lock()
+                                            .map_err(|_| bad("writer thread panicked".into()))?;
+                                        while *n > 0 && *n + len > INFLIGHT_LIMIT {
+                                            n = w.cv.wait(n).map_err(|_| {
+                                                bad("writer thread panicked".into())
+                                            })?;
+                                        }
+                                        *n += len;
+                                    }
+                                    let wref = &w;
+                                    scope.spawn(move |_| {
+                                        if let Err(e) = wref.write_small(&name, exec, &data, mtime)
+                                        {
+                                            wref.fail(e);
+                                        }
+                                        if let Ok(mut n) = wref.inflight.lock() {
+                                            *n -= len;
+                                        }
+                                        wref.cv.notify_all();
+                                    });
+                                } else {
+                                    let mut f = w.create(&name, exec)?;
+                                    io::copy(&mut entry, &mut f)
+                                        .map_err(PackError::io("writing", w.path(&name)))?;
+                                    set_mtime(&f, mtime, &w.path(&name))?;
+                                }
+                            }
+                            tar::EntryType::GNUSparse => {
+                                return Err(bad(format!(
+                                    "sparse entry {:?} is not supported",
+                                    String::from_utf8_lossy(&raw)
+                                )))
+                            }
+                            tar::EntryType::Symlink => {
+                                let target = entry
+                                    .link_name_bytes()
+                                    .map(|t| t.into_owned())
+                                    .unwrap_or_default();
+                                seen.symlink(name, target)?;
+                            }
+                            tar::EntryType::Link => {
+                                let target = entry
+                                    .link_name_bytes()
+                                    .map(|t| t.into_owned())
+                                    .unwrap_or_default();
+                                seen.hardlink(&raw, name, &target)?;
+                            }
+                            tar::EntryType::XGlobalHeader
+                            | tar::EntryType::XHeader
+                            | tar::EntryType::GNULongName
+                            | tar::EntryType::GNULongLink => {}
+                            _ => {
+                                return Err(unsafe_entry(
+                                    &raw,
+                                    "device, fifo or unknown entry type",
+                                ))
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .map_err(PackError::ThreadPool)?;
     read_result?;
     if let Some(e) = w.error.lock().ok().and_then(|mut e| e.take()) {
         return Err(e);

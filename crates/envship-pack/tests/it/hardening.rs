@@ -204,3 +204,44 @@ fn garbage_is_a_clear_error() {
         "{e}"
     );
 }
+
+/// Regression (fuzz/unpack_zip found it as a leak): the writer threads of an unpack outlived the
+/// call. They are joined before `unpack` returns now, whether it succeeds or fails.
+#[test]
+fn no_writer_thread_outlives_unpack() {
+    // Other tests of this binary unpack on their own threads: look in a process of its own.
+    if std::env::var_os("ENVSHIP_THREADS_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "hardening::no_writer_thread_outlives_unpack"])
+            .args(["--test-threads", "1", "--nocapture"])
+            .env("ENVSHIP_THREADS_CHILD", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let input = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fuzz/unpack_zip-threads-outlive-unpack.zip");
+    let work = tempfile::tempdir().unwrap();
+    let o = UnpackOptions {
+        jobs: 4,
+        ..Default::default()
+    };
+    let _ = unpack(&input, &work.path().join("dest"), &o, &NoProgress);
+    let ok = work.path().join("ok.tar.gz");
+    evil_tar(&ok, &[E::File(b"a", b"x")]);
+    unpack(&ok, &work.path().join("dest2"), &o, &NoProgress).unwrap();
+    let names: Vec<String> = fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("envship-unpack")),
+        "{names:?}"
+    );
+}
