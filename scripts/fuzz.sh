@@ -42,7 +42,8 @@ for t in "${targets[@]}"; do
   log=$(mktemp)
   if ! "${fuzz[@]}" run --dev "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" \
       -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
-    tail -40 "$log"
+    # The reproducer's bytes are in the artifact file; keep the log readable.
+    grep -v '^\s*\[' "$log" | tail -40 | cut -c1-300
     echo "fuzz target $t crashed: see fuzz/artifacts/$t/" >&2
     exit 1
   fi
