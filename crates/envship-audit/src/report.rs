@@ -35,7 +35,10 @@
 //!     "weak": "none" | "symbols-only" | "flagged",  // optional, glibc and cxx-runtime only
 //!     "allowed": "reason from the allowlist"        // present only when a rule accepted it
 //!   } ],
-//!   "files": [ { "path": …, "package": …, "elf": { … } } ]   // only with the inventory option
+//!   "files": [ { "path": …, "package": …, "elf": { … },      // only with the inventory option
+//!                "libraries": [ { "name": "libz.so.1", "from": "prefix", "path": "lib/libz.so.1.2.13" },
+//!                               { "name": "libc.so.6", "from": "system" },
+//!                               { "name": "libgone.so.1", "from": "missing" } ] } ]
 //! }
 //! ```
 //!
@@ -53,7 +56,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::{Deserialize, Serialize};
 
-use crate::elf::ElfInfo;
+use crate::{elf::ElfInfo, loader::LoadedLibrary};
 
 /// The JSON schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -239,6 +242,10 @@ pub struct FileInventory {
     pub package: String,
     /// What the loader sees.
     pub elf: ElfInfo,
+    /// What the target's loader maps when this file is the main program (`ld.so --list
+    /// FILE`): each library once, in load order, from the prefix, the system, or missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<LoadedLibrary>,
 }
 
 /// The result of [`crate::audit`].
