@@ -349,6 +349,7 @@ impl Checks<'_> {
         };
         let mut f = Finding::new(Severity::Error, Check::Linkage, &s.rel, package, message);
         f.needed = Some(name.clone());
+        f.chain = o.chain.clone();
         f
     }
 

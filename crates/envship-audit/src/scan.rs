@@ -3,7 +3,7 @@
 //! conclusions are drawn in [`crate::checks`].
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     fs::File,
     path::Path,
 };
@@ -207,13 +207,12 @@ fn python_host(view: &PrefixView<'_>, rel: &str) -> Option<String> {
 
 /// Each (asker, name) with its distinct answers over all walks, one chain per answer (the
 /// shortest, then the first in path order, so reports are stable).
-type Outcomes = BTreeMap<String, Vec<LinkOutcome>>;
+type Outcomes<'a> = HashMap<&'a str, Vec<LinkOutcome>>;
 
-fn collect_outcomes(loader: &Loader<'_, '_>, walks: &[Walk<'_>], out: &mut Outcomes) {
+fn collect_outcomes<'a>(loader: &Loader<'_, 'a>, walks: &[Walk<'a>], out: &mut Outcomes<'a>) {
     for walk in walks {
         for edge in &walk.edges {
-            let asker = walk.objects[edge.asker].path;
-            let list = out.entry(asker.to_string()).or_default();
+            let list = out.entry(walk.objects[edge.asker].path).or_default();
             let chain = || -> Vec<String> {
                 walk.chain(edge.asker)
                     .iter()
@@ -225,7 +224,13 @@ fn collect_outcomes(loader: &Loader<'_, '_>, walks: &[Walk<'_>], out: &mut Outco
                 .find(|o| o.name == edge.name && o.resolution == edge.resolution)
             {
                 Some(o) => {
-                    let c: Vec<String> = chain();
+                    // Most edges repeat an answer already kept: compare lengths before
+                    // building the chain.
+                    let len = walk.chain_len(edge.asker);
+                    if len > o.chain.len() {
+                        continue;
+                    }
+                    let c = chain();
                     if (c.len(), &c) < (o.chain.len(), &o.chain) {
                         o.chain = c;
                         if edge.resolution == Resolution::Missing {
@@ -414,7 +419,10 @@ pub fn audit(
             match &s.elf {
                 Some(Ok(info)) if info.is_loadable() => {
                     checks.file_findings(s, info, package, &mut out);
-                    let links = outcomes.get(&s.rel).map(Vec::as_slice).unwrap_or_default();
+                    let links = outcomes
+                        .get(s.rel.as_str())
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
                     checks.link_findings(s, info, package, links, &mut out);
                 }
                 Some(Err(err)) => out.push(Finding::new(

@@ -14,10 +14,13 @@ use std::{
     process::Command,
 };
 
-use envship_audit::{AuditOptions, AuditReport, Check, LoadedLibrary, Resolution};
+use envship_audit::{render_table, AuditOptions, AuditReport, Check, LoadedLibrary, Resolution};
 use envship_test_support::skip;
 
-use crate::support::{audit_for, compile, errors, have, rel_message, run, target, unzip};
+use crate::{
+    snapshots::regex_escape,
+    support::{audit_for, compile, errors, have, rel_message, run, target, unzip},
+};
 
 const LD_SO: &str = "/lib64/ld-linux-x86-64.so.2";
 const NUMPY_WHEEL: &str = "numpy-1.21.6-cp39-cp39-manylinux_2_12_x86_64.manylinux2010_x86_64.whl";
@@ -259,11 +262,31 @@ fn numpy_wheel_agrees_with_ld_so_and_so_do_its_planted_failures() {
         "{}",
         errs[0].message
     );
+    let with_chain = errs
+        .iter()
+        .find(|e| e.chain.first().map(String::as_str) == Some(MULTIARRAY))
+        .unwrap_or_else(|| panic!("{}", rel_message(&report)));
+    assert_eq!(
+        with_chain.chain,
+        [
+            MULTIARRAY.to_string(),
+            format!("numpy.libs/{OPENBLAS}"),
+            format!("numpy.libs/{GFORTRAN}")
+        ]
+    );
     let listed = ld_so_list(&root.join(MULTIARRAY), None);
     assert!(
         listed.iter().any(|(n, p)| n == QUADMATH && p.is_none()),
         "{listed:?}"
     );
+
+    // What a person reads for lcls-rhel6.
+    let rhel6 = audit_for(root, "lcls-rhel6");
+    let mut settings = insta::Settings::clone_current();
+    let canonical = root.canonicalize().unwrap();
+    settings.add_filter(&regex_escape(&canonical.display().to_string()), "[PREFIX]");
+    settings.add_filter(r"\d+\.\d [KMG]iB|\d+ B\b", "[SIZE]");
+    settings.bind(|| insta::assert_snapshot!("numpy_without_libquadmath", render_table(&rhel6)));
     std::fs::rename(root.join(QUADMATH), libs.join(QUADMATH)).unwrap();
 
     // Plant 2: _multiarray_umath's RPATH points at a directory that does not exist.
@@ -564,6 +587,29 @@ fn search_order_rules_agree_with_ld_so() {
             .any(|f| f.path == "bin/slash" && f.needed.as_deref() == Some(noso.as_str())),
         "{}",
         rel_message(&report)
+    );
+
+    // An activation script that sets LD_LIBRARY_PATH is not run by the audit: it says so.
+    std::fs::create_dir_all(r("etc/conda/activate.d")).unwrap();
+    std::fs::write(
+        r("etc/conda/activate.d/paths.sh"),
+        "export LD_LIBRARY_PATH=\"$CONDA_PREFIX/deep:$LD_LIBRARY_PATH\"\n",
+    )
+    .unwrap();
+    let report = run(&root, &opts);
+    let warning = report
+        .findings
+        .iter()
+        .find(|f| f.path == "etc/conda/activate.d/paths.sh")
+        .unwrap_or_else(|| panic!("{}", rel_message(&report)));
+    assert_eq!(
+        (warning.check, warning.severity),
+        (Check::Linkage, envship_audit::Severity::Warning)
+    );
+    assert!(
+        warning.message.contains("LD_LIBRARY_PATH"),
+        "{}",
+        warning.message
     );
 }
 

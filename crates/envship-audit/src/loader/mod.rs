@@ -28,15 +28,17 @@
 //! This module knows nothing of findings: it answers "what would be loaded, and why"; the
 //! checks in `scan` judge the answers.
 
-use std::collections::{HashMap, VecDeque};
+mod view;
+
+use std::collections::{HashMap, HashSet};
 
 use envship_spec::Target;
 use serde::{Deserialize, Serialize};
 
 use crate::elf::ElfInfo;
 
-/// Symlink hops before giving up (the kernel's limit).
-const MAX_HOPS: usize = 40;
+use view::normalize;
+pub use view::PrefixView;
 
 /// Names the loader has mapped before it reads any `DT_NEEDED`: itself and the vDSO.
 const PRELOADED: [&str; 2] = ["ld-linux-x86-64.so.2", "linux-vdso.so.1"];
@@ -156,102 +158,6 @@ pub struct SearchedDir {
     pub dir: Option<String>,
 }
 
-/// The prefix as the loader sees it: parsed ELF files by prefix-relative path, symlinks, and
-/// the absolute paths under which the prefix may be named.
-pub struct PrefixView<'a> {
-    files: HashMap<&'a str, &'a ElfInfo>,
-    symlinks: HashMap<String, String>,
-    /// Absolute paths that mean the prefix root (the audited directory, the build prefix).
-    bases: Vec<String>,
-}
-
-impl<'a> PrefixView<'a> {
-    /// A view over `files` (every parsed ELF file, by prefix-relative path) and `symlinks`
-    /// (prefix-relative link → target as stored).
-    pub fn new(
-        files: HashMap<&'a str, &'a ElfInfo>,
-        symlinks: HashMap<String, String>,
-        bases: Vec<String>,
-    ) -> Self {
-        Self {
-            files,
-            symlinks,
-            bases: bases.into_iter().filter(|b| b.len() > 1).collect(),
-        }
-    }
-
-    /// The symlinks of the prefix.
-    pub fn symlinks(&self) -> impl Iterator<Item = &str> {
-        self.symlinks.keys().map(String::as_str)
-    }
-
-    /// Map an absolute path that lies in the prefix to a prefix-relative one.
-    pub fn absolute_to_rel(&self, abs: &str) -> Option<String> {
-        self.bases.iter().find_map(|base| {
-            let rest = abs.strip_prefix(base.as_str())?;
-            (rest.is_empty() || rest.starts_with('/'))
-                .then(|| rest.trim_start_matches('/').to_string())
-        })
-    }
-
-    /// Resolve a prefix-relative path through symlinks (of any component) to a parsed ELF
-    /// file: its canonical relative path and facts.
-    pub fn resolve(&self, rel: &str) -> Option<(&'a str, &'a ElfInfo)> {
-        let mut queue: VecDeque<String> = rel.split('/').map(str::to_string).collect();
-        let mut out: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(part) = queue.pop_front() {
-            match part.as_str() {
-                "" | "." => {}
-                ".." => {
-                    out.pop()?;
-                }
-                name => {
-                    out.push(name.to_string());
-                    let cur = out.join("/");
-                    if let Some(target) = self.symlinks.get(&cur) {
-                        hops += 1;
-                        if hops > MAX_HOPS {
-                            return None;
-                        }
-                        out.pop();
-                        let target_parts: Vec<String> = if target.starts_with('/') {
-                            out.clear();
-                            self.absolute_to_rel(target)?
-                                .split('/')
-                                .map(str::to_string)
-                                .collect()
-                        } else {
-                            target.split('/').map(str::to_string).collect()
-                        };
-                        for p in target_parts.into_iter().rev() {
-                            queue.push_front(p);
-                        }
-                    }
-                }
-            }
-        }
-        self.files
-            .get_key_value(out.join("/").as_str())
-            .map(|(k, v)| (*k, *v))
-    }
-}
-
-/// Resolve `.` and `..` lexically; `None` when the path climbs out of the root.
-fn normalize(rel: &str) -> Option<String> {
-    let mut out: Vec<&str> = Vec::new();
-    for part in rel.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                out.pop()?;
-            }
-            p => out.push(p),
-        }
-    }
-    Some(out.join("/"))
-}
-
 /// The prefix directories of a search list (entries outside the prefix are skipped).
 fn dirs(entries: &[PathEntry]) -> impl Iterator<Item = &str> {
     entries.iter().filter_map(|e| e.dir.as_deref())
@@ -301,6 +207,17 @@ pub struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// How many objects the chain from the root down to `index` has.
+    pub fn chain_len(&self, index: usize) -> usize {
+        let mut n = 0;
+        let mut cur = Some(index);
+        while let Some(i) = cur {
+            n += 1;
+            cur = self.objects[i].loader;
+        }
+        n
+    }
+
     /// The objects from the root down to `index`, as prefix-relative paths.
     pub fn chain(&self, index: usize) -> Vec<&str> {
         let mut out = Vec::new();
@@ -347,10 +264,11 @@ impl<'a> LoadState<'a> {
 /// The loader of one target over one prefix, with every object's search list expanded once.
 pub struct Loader<'v, 'a> {
     view: &'v PrefixView<'a>,
-    target: &'v Target,
     settings: &'v LoaderSettings,
     paths: HashMap<&'a str, ObjectPaths>,
     library_path: Vec<PathEntry>,
+    /// The target's system libraries as a set (the `host` target lists thousands).
+    system: HashSet<&'v str>,
 }
 
 impl<'v, 'a> Loader<'v, 'a> {
@@ -359,10 +277,16 @@ impl<'v, 'a> Loader<'v, 'a> {
     pub fn new(view: &'v PrefixView<'a>, target: &'v Target, settings: &'v LoaderSettings) -> Self {
         let mut loader = Self {
             view,
-            target,
             settings,
             paths: HashMap::with_capacity(view.files.len()),
             library_path: Vec::new(),
+            system: target
+                .system
+                .libraries
+                .iter()
+                .map(String::as_str)
+                .chain(PRELOADED)
+                .collect(),
         };
         let paths: HashMap<&'a str, ObjectPaths> = view
             .files
@@ -531,7 +455,7 @@ impl<'v, 'a> Loader<'v, 'a> {
             };
         }
         let base = name.rsplit('/').next().unwrap_or(name);
-        if self.target.provides_library(base) {
+        if self.system.contains(base) {
             Resolution::System
         } else {
             Resolution::Missing
@@ -630,7 +554,7 @@ impl<'v, 'a> Loader<'v, 'a> {
             Some(path) => Resolution::Prefix {
                 path: path.to_string(),
             },
-            None if self.target.provides_library(name) => Resolution::System,
+            None if self.system.contains(name) => Resolution::System,
             None => Resolution::Missing,
         }
     }
