@@ -319,7 +319,7 @@ impl Checks<'_> {
                 }
             }
             let searched = if searched.is_empty() {
-                "no directory of it is on the search path".to_string()
+                "no directory of the prefix is on its search path".to_string()
             } else {
                 format!("searched {}", searched.join(", "))
             };
