@@ -311,10 +311,12 @@ impl Checks<'_> {
         } else {
             let mut searched = Vec::new();
             let mut outside = Vec::new();
+            let mut on_host = Vec::new();
             for d in &o.searched {
                 match d.dir.as_deref() {
                     Some("") => searched.push(format!("{} → ./", d.how)),
                     Some(dir) => searched.push(format!("{} → {dir}/", d.how)),
+                    None if d.on_host => on_host.push(d.how.clone()),
                     None => outside.push(d.how.clone()),
                 }
             }
@@ -333,6 +335,12 @@ impl Checks<'_> {
                     )
                 })
                 .unwrap_or_default();
+            if !on_host.is_empty() {
+                elsewhere.push_str(&format!(
+                    "; not on this machine either: {}",
+                    on_host.join(", ")
+                ));
+            }
             if !outside.is_empty() {
                 elsewhere.push_str(&format!(
                     "; not checked: {} (outside the prefix: the target's own directories)",

@@ -30,7 +30,11 @@
 
 mod view;
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    io::Read,
+    path::Path,
+};
 
 use envship_spec::Target;
 use serde::{Deserialize, Serialize};
@@ -82,6 +86,9 @@ pub struct LoaderSettings {
     pub platform: Option<String>,
     /// `LD_LIBRARY_PATH` entries (absolute paths; those inside the prefix are searched).
     pub library_path: Vec<String>,
+    /// The audit runs on the target (`host`): directories outside the prefix named by
+    /// RPATH/RUNPATH/LD_LIBRARY_PATH are looked at on this machine.
+    pub host_filesystem: bool,
 }
 
 impl LoaderSettings {
@@ -95,11 +102,13 @@ impl LoaderSettings {
                 return s;
             }
         }
+        // A host whose ld.so has no --help (glibc < 2.33) still has its own file system.
         let cpu_dependent = target.glibc >= envship_spec::DottedVersion::new([2, 26]);
         Self {
             lib: "lib64".to_string(),
             platform: (!cpu_dependent).then(|| "x86_64".to_string()),
             library_path: Vec::new(),
+            host_filesystem: host,
         }
     }
 
@@ -128,6 +137,7 @@ impl LoaderSettings {
             lib,
             platform,
             library_path: Vec::new(),
+            host_filesystem: true,
         })
     }
 }
@@ -140,6 +150,9 @@ struct PathEntry {
     /// Prefix-relative directory; `None` when it lies outside the prefix or uses a token that
     /// cannot be expanded for this target.
     dir: Option<String>,
+    /// The absolute directory outside the prefix, when the audit runs on the target itself
+    /// and can look there.
+    host_dir: Option<String>,
 }
 
 /// An object's `DT_RPATH` (void when it has `DT_RUNPATH`) and `DT_RUNPATH`, expanded once.
@@ -154,13 +167,36 @@ struct ObjectPaths {
 pub struct SearchedDir {
     /// `RPATH $ORIGIN/../lib`, `RPATH of lib/libA.so.1 $ORIGIN`, `LD_LIBRARY_PATH /x`, …
     pub how: String,
-    /// The prefix-relative directory, or `None` outside the prefix (not checked).
+    /// The prefix-relative directory, or `None` outside the prefix.
     pub dir: Option<String>,
+    /// Outside the prefix, but looked at on this machine (the `host` target).
+    pub on_host: bool,
 }
 
-/// The prefix directories of a search list (entries outside the prefix are skipped).
-fn dirs(entries: &[PathEntry]) -> impl Iterator<Item = &str> {
-    entries.iter().filter_map(|e| e.dir.as_deref())
+/// What a search found.
+enum Found<'a> {
+    /// A file of the prefix.
+    Prefix(&'a str),
+    /// A file outside the prefix, on this machine (the `host` target).
+    Host,
+}
+
+/// Whether `path` is an ELF file of the asker's class and machine, as `open_verify` checks.
+fn host_file_matches(path: &Path, want: &ElfInfo) -> bool {
+    let mut header = [0u8; 20];
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if file.read_exact(&mut header).is_err() || !crate::elf::is_elf(&header) {
+        return false;
+    }
+    let class = if header[4] == 2 { 64 } else { 32 };
+    let machine = if header[5] == 2 {
+        u16::from_be_bytes([header[18], header[19]])
+    } else {
+        u16::from_le_bytes([header[18], header[19]])
+    };
+    class == want.class && machine == want.machine
 }
 
 /// The directory part of a prefix-relative path (`""` for a file at the root).
@@ -297,6 +333,7 @@ impl<'v, 'a> Loader<'v, 'a> {
                         .map(|raw| PathEntry {
                             raw: raw.clone(),
                             dir: loader.expand(raw, Some(parent(rel))),
+                            host_dir: loader.outside(raw, Some(parent(rel))),
                         })
                         .collect::<Vec<_>>()
                 };
@@ -319,14 +356,16 @@ impl<'v, 'a> Loader<'v, 'a> {
                 // ld.so expands $LIB/$PLATFORM in LD_LIBRARY_PATH too; $ORIGIN there means
                 // the executable's directory, which differs per root: not followed.
                 dir: loader.expand(raw, None),
+                host_dir: loader.outside(raw, None),
             })
             .collect();
         loader.paths = paths;
         loader
     }
 
-    /// Expand one path-list entry to a prefix-relative directory.
-    fn expand(&self, raw: &str, origin: Option<&str>) -> Option<String> {
+    /// Substitute `$ORIGIN` (as `/` + the prefix-relative origin), `$LIB` and `$PLATFORM`;
+    /// also says whether the result is rooted at `$ORIGIN`.
+    fn substitute(&self, raw: &str, origin: Option<&str>) -> Option<(String, bool)> {
         let mut s = String::with_capacity(raw.len() + 16);
         let mut rest = raw;
         // `$ORIGIN` stands for an absolute directory, which here lies inside the prefix.
@@ -356,6 +395,12 @@ impl<'v, 'a> Loader<'v, 'a> {
             rest = tail;
         }
         s.push_str(rest);
+        Some((s, from_origin))
+    }
+
+    /// Expand one path-list entry to a prefix-relative directory.
+    fn expand(&self, raw: &str, origin: Option<&str>) -> Option<String> {
+        let (s, from_origin) = self.substitute(raw, origin)?;
         if from_origin {
             return normalize(&s);
         }
@@ -364,6 +409,16 @@ impl<'v, 'a> Loader<'v, 'a> {
         }
         // A relative entry is relative to the working directory: not the prefix's business.
         None
+    }
+
+    /// The absolute directory an entry names outside the prefix, when this machine is the
+    /// target and can be looked at.
+    fn outside(&self, raw: &str, origin: Option<&str>) -> Option<String> {
+        if !self.settings.host_filesystem {
+            return None;
+        }
+        let (s, from_origin) = self.substitute(raw, origin)?;
+        (!from_origin && s.starts_with('/') && self.view.absolute_to_rel(&s).is_none()).then_some(s)
     }
 
     /// The directories searched for a name asked by `walk.objects[asker]` (without the
@@ -385,6 +440,7 @@ impl<'v, 'a> Loader<'v, 'a> {
                                 format!("RPATH of {} {}", o.path, e.raw)
                             },
                             dir: e.dir.clone(),
+                            on_host: e.host_dir.is_some(),
                         });
                     }
                 }
@@ -395,6 +451,7 @@ impl<'v, 'a> Loader<'v, 'a> {
             out.push(SearchedDir {
                 how: format!("LD_LIBRARY_PATH {}", e.raw),
                 dir: e.dir.clone(),
+                on_host: e.host_dir.is_some(),
             });
         }
         if let Some(p) = own {
@@ -402,42 +459,48 @@ impl<'v, 'a> Loader<'v, 'a> {
                 out.push(SearchedDir {
                     how: format!("RUNPATH {}", e.raw),
                     dir: e.dir.clone(),
+                    on_host: e.host_dir.is_some(),
                 });
             }
         }
         out
     }
 
-    /// Look for `name` in the prefix directories of the search list; the first candidate of
-    /// the asker's class and machine wins.
-    fn search_prefix(&self, walk: &Walk<'a>, asker: usize, name: &str) -> Option<&'a str> {
+    /// Look for `name` along the search list; the first candidate of the asker's class and
+    /// machine wins (a prefix file, or on the `host` target a file outside the prefix).
+    fn search(&self, walk: &Walk<'a>, asker: usize, name: &str) -> Option<Found<'a>> {
         let want = walk.objects[asker].info;
-        let try_dir = |dir: &str| -> Option<&'a str> {
-            let cand = if dir.is_empty() {
-                name.to_string()
-            } else {
-                format!("{dir}/{name}")
-            };
-            let (path, info) = self.view.resolve(&cand)?;
-            (info.class == want.class && info.machine == want.machine).then_some(path)
+        let try_entry = |e: &PathEntry| -> Option<Found<'a>> {
+            if let Some(dir) = &e.dir {
+                let cand = if dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{dir}/{name}")
+                };
+                let (path, info) = self.view.resolve(&cand)?;
+                return (info.class == want.class && info.machine == want.machine)
+                    .then_some(Found::Prefix(path));
+            }
+            let dir = e.host_dir.as_deref()?;
+            host_file_matches(&Path::new(dir).join(name), want).then_some(Found::Host)
         };
         if want.runpath.is_empty() {
             let mut cur = Some(asker);
             while let Some(i) = cur {
                 let o = &walk.objects[i];
                 if let Some(p) = self.paths.get(o.path) {
-                    if let Some(found) = dirs(&p.rpath).find_map(try_dir) {
+                    if let Some(found) = p.rpath.iter().find_map(try_entry) {
                         return Some(found);
                     }
                 }
                 cur = o.loader;
             }
         }
-        if let Some(found) = dirs(&self.library_path).find_map(try_dir) {
+        if let Some(found) = self.library_path.iter().find_map(try_entry) {
             return Some(found);
         }
         let own = self.paths.get(walk.objects[asker].path)?;
-        dirs(&own.runpath).find_map(try_dir)
+        own.runpath.iter().find_map(try_entry)
     }
 
     /// Where a name containing a slash leads: the path itself, no search.
@@ -550,10 +613,11 @@ impl<'v, 'a> Loader<'v, 'a> {
         if name.contains('/') {
             return self.open_path(name);
         }
-        match self.search_prefix(walk, asker, name) {
-            Some(path) => Resolution::Prefix {
+        match self.search(walk, asker, name) {
+            Some(Found::Prefix(path)) => Resolution::Prefix {
                 path: path.to_string(),
             },
+            Some(Found::Host) => Resolution::System,
             None if self.system.contains(name) => Resolution::System,
             None => Resolution::Missing,
         }

@@ -195,6 +195,18 @@ fn missing_dso_fails_naming_the_file_and_rpath_origin_resolves() {
         .unwrap()
         .message
         .clone();
+    // On the host the audit looked there, as ld.so would.
+    assert!(
+        abs.contains("not on this machine either: RUNPATH /opt/site/lib"),
+        "{abs}"
+    );
+    let report = audit_for(root, "rhel9");
+    let abs = errors(&report)
+        .into_iter()
+        .find(|f| f.path == "bin/prog-abs")
+        .unwrap()
+        .message
+        .clone();
     assert!(abs.contains("not checked: RUNPATH /opt/site/lib"), "{abs}");
 }
 

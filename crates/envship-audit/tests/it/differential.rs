@@ -515,8 +515,24 @@ fn search_order_rules_agree_with_ld_so() {
         &[&noso],
     );
 
+    // A RUNPATH outside the prefix: on the host the audit looks there, as ld.so does.
+    let site = tempfile::tempdir().unwrap();
+    let site_dir = site.path().canonicalize().unwrap();
+    lib(&site_dir, "out", "int out(void){return 0;}", &[]);
+    let site_flags = {
+        let mut f = path_flags(&site_dir.display().to_string(), false);
+        f.extend([l(&site_dir), "-l:libout.so.1".to_string()]);
+        f
+    };
+    build_exe(
+        "bin/outside",
+        site_flags,
+        "int out(void); int main(void){return out();}",
+    );
+
     // The programs run as the audit says they load.
     for (exe, ok) in [
+        ("bin/outside", true),
         ("bin/rpath", true),
         ("bin/runpath", false),
         ("bin/reuse", true),
@@ -539,6 +555,22 @@ fn search_order_rules_agree_with_ld_so() {
         "{files} files, {libraries} libraries"
     );
     assert!(report.passed(), "{}", rel_message(&report));
+
+    // For another target, a directory outside the prefix is that machine's business.
+    let mut rhel9 = AuditOptions::new(target("rhel9"));
+    rhel9.build_prefix = Some(String::new());
+    let report9 = run(&root, &rhel9);
+    let outside = errors(&report9)
+        .into_iter()
+        .find(|f| f.path == "bin/outside" && f.needed.as_deref() == Some("libout.so.1"))
+        .unwrap_or_else(|| panic!("{}", rel_message(&report9)));
+    assert!(
+        outside
+            .message
+            .contains(&format!("not checked: RUNPATH {}", site_dir.display())),
+        "{}",
+        outside.message
+    );
 
     // Without the activation's LD_LIBRARY_PATH, bin/runpath fails (RUNPATH is not inherited)
     // and so does bin/env-path; the findings name the file that asked and the chain.
