@@ -13,7 +13,8 @@
 //!     against glibc still carries its kernel tag, and one that uses NSS is a warning;
 //! * for every loadable ELF file, what the target's `ld.so` would map, from the **roots**
 //!   (executables, and shared objects nothing in the prefix names in `DT_NEEDED`: extension
-//!   modules, plugins) through every chain of `DT_NEEDED`, as [`loader`] emulates glibc's
+//!   modules, walked as `bin/pythonX.Y` dlopens them, and plugins) through every chain of
+//!   `DT_NEEDED`, as [`loader`] emulates glibc's
 //!   loader (`DT_RPATH` inherited along the chain while the asker has no `DT_RUNPATH`,
 //!   `LD_LIBRARY_PATH` from the activation's `variables:`, `DT_RUNPATH`, the target's system
 //!   libraries, sonames already loaded reused), then checks
