@@ -155,6 +155,7 @@ fn compare_tree(root: &Path, report: &AuditReport, library_path: Option<&str>) -
         "audit and ld.so disagree:\n{}",
         problems.join("\n")
     );
+    eprintln!("audit and ld.so agree on {files} files, {libraries} libraries");
     (files, libraries)
 }
 
