@@ -54,11 +54,15 @@ time_cmd() {
 
 envship_full() { $AUDIT "$PREFIX" --target host --json > "$WORK/report.json"; }
 envship_headers() { $AUDIT "$PREFIX" --target host --build-prefix '' --json; }
+# --inventory adds a loader walk with every ELF file as the main program (what ld.so --list
+# FILE would load), so it bounds the cost of the loader model on this tree.
+envship_inventory() { $AUDIT "$PREFIX" --target host --build-prefix '' --inventory --json; }
 readelf_par() { find "$PREFIX" -type f -print0 | xargs -0 -P "$JOBS" -n 64 readelf -V -d -n --wide; }
 readelf_one() { find "$PREFIX" -type f -print0 | xargs -0 -n 64 readelf -V -d -n --wide; }
 
 T_FULL=$(time_cmd envship_full)
 T_HEAD=$(time_cmd envship_headers)
+T_INV=$(time_cmd envship_inventory)
 T_RPAR=$(time_cmd readelf_par)
 T_RONE=$(time_cmd readelf_one)
 
@@ -73,5 +77,6 @@ row() {
 }
 row "envship audit (all checks, prefix search)" "$T_FULL"
 row "envship audit --build-prefix '' (headers)" "$T_HEAD"
+row "  … --inventory (a walk per ELF file)" "$T_INV"
 row "readelf -V -d -n, xargs -P $JOBS" "$T_RPAR"
 row "readelf -V -d -n, one process at a time" "$T_RONE"

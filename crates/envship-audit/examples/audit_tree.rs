@@ -14,16 +14,20 @@ fn main() -> ExitCode {
     let mut target = "host".to_string();
     let mut build_prefix = None;
     let mut json = false;
+    let mut inventory = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--target" => target = args.next().unwrap_or_default(),
             "--build-prefix" => build_prefix = args.next(),
             "--json" => json = true,
+            "--inventory" => inventory = true,
             _ => path = Some(a),
         }
     }
     let Some(path) = path else {
-        eprintln!("usage: audit_tree PATH [--target NAME] [--build-prefix P] [--json]");
+        eprintln!(
+            "usage: audit_tree PATH [--target NAME] [--build-prefix P] [--inventory] [--json]"
+        );
         return ExitCode::from(2);
     };
     let target = match Target::builtin(&target) {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
     };
     let mut opts = AuditOptions::new(target);
     opts.build_prefix = build_prefix;
+    opts.inventory = inventory;
     match audit(path.as_ref(), &opts, &NoProgress) {
         Ok(report) => {
             if json {

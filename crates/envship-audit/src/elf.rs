@@ -89,6 +89,10 @@ pub struct ElfInfo {
     pub runpath: Vec<String>,
     /// `PT_INTERP`-style `.interp` contents, for executables.
     pub interp: Option<String>,
+    /// `DT_FLAGS_1` has `DF_1_PIE`: a position-independent executable (a static-pie has no
+    /// interpreter, so this is how it differs from a shared library).
+    #[serde(default)]
+    pub pie: bool,
     /// Version needs, in file order.
     pub version_needs: Vec<VersionNeed>,
     /// Version names this file defines (`.gnu.version_d`, without the base entry).
@@ -101,6 +105,20 @@ impl ElfInfo {
     /// Whether this object goes through the dynamic loader (executables and shared objects).
     pub fn is_loadable(&self) -> bool {
         matches!(self.kind, ElfKind::Executable | ElfKind::SharedObject)
+    }
+
+    /// A program rather than a library: `ET_EXEC`, or `ET_DYN` with an interpreter or the PIE
+    /// flag.
+    pub fn is_executable(&self) -> bool {
+        self.kind == ElfKind::Executable
+            || (self.kind == ElfKind::SharedObject && (self.interp.is_some() || self.pie))
+    }
+
+    /// A statically linked executable: no interpreter and no library to load. The kernel runs
+    /// it directly (a static-pie relocates itself), so the target's loader and libraries
+    /// play no part.
+    pub fn is_static(&self) -> bool {
+        self.is_executable() && self.interp.is_none() && self.needed.is_empty()
     }
 }
 
@@ -144,6 +162,7 @@ fn parse_generic<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<El
         rpath: Vec::new(),
         runpath: Vec::new(),
         interp: None,
+        pie: false,
         version_needs: Vec::new(),
         version_defs: Vec::new(),
         abi_tag: None,
@@ -164,6 +183,9 @@ fn parse_generic<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<El
                 elf::DT_SONAME => info.soname = Some(str_of()?),
                 elf::DT_RPATH => info.rpath.extend(split_path_list(&str_of()?)),
                 elf::DT_RUNPATH => info.runpath.extend(split_path_list(&str_of()?)),
+                elf::DT_FLAGS_1 => {
+                    info.pie = d.val32(endian).is_some_and(|v| v & elf::DF_1_PIE != 0);
+                }
                 _ => {}
             }
         }

@@ -8,14 +8,22 @@
 //!   the notes ([`elf::parse_elf`]), then checks
 //!   - **glibc**: every `GLIBC_x.y` need against the target's glibc, split into strong and weak
 //!     needs (see [`report::Weakness`] for why a need used only by weak symbols still fails);
-//!   - **C++ runtime**: `GLIBCXX_`/`CXXABI_`/`GCC_` needs against the library the loader will
-//!     really use — the environment's own libstdc++/libgcc_s (its `.gnu.version_d`) when the
-//!     search below finds it there, else the target's system one;
-//!   - **linkage**: every `DT_NEEDED` resolved as ld.so would: `DT_RPATH` (when there is no
-//!     `DT_RUNPATH`), `DT_RUNPATH`, with `$ORIGIN` expanded, then the prefix's `lib/`, then the
-//!     target's system-library list; libraries found in the prefix must also define every
-//!     version needed from them;
 //!   - **kernel**: the `NT_GNU_ABI_TAG` minimum kernel against the target's kernel;
+//!   - **static executables** need no library and no glibc version of the target; one linked
+//!     against glibc still carries its kernel tag, and one that uses NSS is a warning;
+//! * for every loadable ELF file, what the target's `ld.so` would map, from the **roots**
+//!   (executables, and shared objects nothing in the prefix names in `DT_NEEDED`: extension
+//!   modules, walked as `bin/pythonX.Y` dlopens them, and plugins) through every chain of
+//!   `DT_NEEDED`, as [`loader`] emulates glibc's
+//!   loader (`DT_RPATH` inherited along the chain while the asker has no `DT_RUNPATH`,
+//!   `LD_LIBRARY_PATH` from the activation's `variables:`, `DT_RUNPATH`, the target's system
+//!   libraries, sonames already loaded reused), then checks
+//!   - **linkage**: every name resolves; a missing one is reported at the file that asks for
+//!     it, with the chain of objects that loaded that file; libraries found in the prefix must
+//!     define every version needed from them;
+//!   - **C++ runtime**: `GLIBCXX_`/`CXXABI_`/`GCC_` needs against the library the loader
+//!     really uses — the environment's own libstdc++/libgcc_s (its `.gnu.version_d`) when the
+//!     walk finds it there, else the target's system one;
 //! * for every file, relocation hazards for packing: the build prefix where no placeholder
 //!   records it, shebangs that would exceed 127 bytes at the destination prefix, and binary
 //!   placeholders shorter than the destination prefix.
@@ -37,7 +45,9 @@
 //!   keeps the source path only for tracebacks).
 
 pub mod allow;
+mod checks;
 pub mod elf;
+pub mod loader;
 pub mod meta;
 pub mod report;
 mod scan;
@@ -46,6 +56,7 @@ use std::path::PathBuf;
 
 pub use allow::{AllowRule, Allowlist};
 pub use elf::{parse_elf, ElfInfo, VersionNeed};
+pub use loader::{LoadedLibrary, Resolution};
 pub use report::{
     render_table, AuditReport, Check, Finding, Severity, Summary, Weakness, SCHEMA_VERSION,
     UNMANAGED,

@@ -33,9 +33,14 @@
 //!     "library": "libc.so.6",        // optional: the library the version is needed from
 //!     "symbols": ["memcpy@GLIBC_2.14"],  // optional: symbols bound to the version
 //!     "weak": "none" | "symbols-only" | "flagged",  // optional, glibc and cxx-runtime only
+//!     "chain": ["bin/python3.9", "lib/…/_multiarray_umath….so", "lib/…/libopenblas….so"],
+//!                                    // optional, missing libraries: root → … → the asker
 //!     "allowed": "reason from the allowlist"        // present only when a rule accepted it
 //!   } ],
-//!   "files": [ { "path": …, "package": …, "elf": { … } } ]   // only with the inventory option
+//!   "files": [ { "path": …, "package": …, "elf": { … },      // only with the inventory option
+//!                "libraries": [ { "name": "libz.so.1", "from": "prefix", "path": "lib/libz.so.1.2.13" },
+//!                               { "name": "libc.so.6", "from": "system" },
+//!                               { "name": "libgone.so.1", "from": "missing" } ] } ]
 //! }
 //! ```
 //!
@@ -53,7 +58,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::{Deserialize, Serialize};
 
-use crate::elf::ElfInfo;
+use crate::{elf::ElfInfo, loader::LoadedLibrary};
 
 /// The JSON schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -162,6 +167,10 @@ pub struct Finding {
     /// For version needs: how weak the need is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weak: Option<Weakness>,
+    /// For a library the loader cannot find: the objects that loaded each other, from the
+    /// root (an executable or an extension module's interpreter) to the file that asks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
     /// The reason of the allowlist rule that accepted this finding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<String>,
@@ -186,6 +195,7 @@ impl Finding {
             library: None,
             symbols: Vec::new(),
             weak: None,
+            chain: Vec::new(),
             allowed: None,
         }
     }
@@ -239,6 +249,10 @@ pub struct FileInventory {
     pub package: String,
     /// What the loader sees.
     pub elf: ElfInfo,
+    /// What the target's loader maps when this file is the main program (`ld.so --list
+    /// FILE`): each library once, in load order, from the prefix, the system, or missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<LoadedLibrary>,
 }
 
 /// The result of [`crate::audit`].

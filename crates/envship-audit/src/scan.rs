@@ -1,32 +1,36 @@
-//! The walk, the parallel per-file scan, and the checks that need the whole tree (library
-//! resolution needs to know every file before any `DT_NEEDED` can be judged).
+//! The directory walk, the parallel per-file scan, and the loader walks from every root
+//! (library resolution needs every file parsed before any `DT_NEEDED` can be judged); the
+//! conclusions are drawn in [`crate::checks`].
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet},
     fs::File,
     path::Path,
 };
 
-use envship_spec::{DottedVersion, Progress, ProgressUnit, Target};
+use envship_spec::{Progress, ProgressUnit};
 use memchr::memmem;
 use rayon::prelude::*;
 
 use crate::{
-    elf::{parse_elf, ElfInfo, VersionNeed},
+    checks::{Checks, LinkOutcome},
+    elf::{parse_elf, ElfInfo},
+    loader::{Loader, LoaderSettings, PrefixView, Resolution, Walk},
     meta::CondaMeta,
     report::{
-        AuditReport, Check, FileInventory, Finding, Severity, Summary, TargetSummary, Weakness,
+        AuditReport, Check, FileInventory, Finding, Severity, Summary, TargetSummary,
         SCHEMA_VERSION, UNMANAGED,
     },
-    AuditError, AuditOptions, SHEBANG_LIMIT,
+    AuditError, AuditOptions,
 };
 
 /// Files up to this size are read with one `read`; larger ones are memory-mapped.
 const READ_LIMIT: u64 = 64 * 1024;
 /// How much of a file decides text vs binary (a NUL byte means binary), as conda does.
 const SNIFF: usize = 8192;
-/// Symlink hops before giving up (the kernel's limit).
-const MAX_HOPS: usize = 40;
+/// Where conda's activation scripts live; one that mentions `LD_LIBRARY_PATH` changes what
+/// the loader finds in a way the audit cannot evaluate.
+const ACTIVATE_D: &str = "etc/conda/activate.d/";
 const PHASE: &str = "audit";
 
 struct Entry {
@@ -34,16 +38,21 @@ struct Entry {
     size: u64,
 }
 
-struct Scanned {
-    rel: String,
-    elf: Option<Result<ElfInfo, String>>,
-    read_error: Option<String>,
+/// What the scan of one file found.
+pub(crate) struct Scanned {
+    pub rel: String,
+    pub elf: Option<Result<ElfInfo, String>>,
+    pub read_error: Option<String>,
     /// The build prefix occurs in the file.
-    prefix_hit: bool,
+    pub prefix_hit: bool,
     /// A NUL byte in the first [`SNIFF`] bytes.
-    binary: bool,
+    pub binary: bool,
     /// `#!` line length and how often the build prefix occurs in it.
-    shebang: Option<(usize, usize)>,
+    pub shebang: Option<(usize, usize)>,
+    /// A static executable that contains glibc's NSS module loader (`libnss_`).
+    pub static_nss: bool,
+    /// An activation script that mentions `LD_LIBRARY_PATH`.
+    pub sets_library_path: bool,
 }
 
 enum Content {
@@ -86,6 +95,8 @@ fn scan_file(root: &Path, e: &Entry, finder: Option<&memmem::Finder<'_>>) -> Sca
         prefix_hit: false,
         binary: false,
         shebang: None,
+        static_nss: false,
+        sets_library_path: false,
     };
     if e.size == 0 {
         return s;
@@ -101,11 +112,16 @@ fn scan_file(root: &Path, e: &Entry, finder: Option<&memmem::Finder<'_>>) -> Sca
     };
     s.binary = memchr::memchr(0, &data[..data.len().min(SNIFF)]).is_some();
     if crate::elf::is_elf(&data) {
-        s.elf = Some(
-            parse_elf(&data)
-                .map_err(|e| e.to_string())
-                .and_then(|o| o.ok_or_else(|| "not ELF".to_string())),
-        );
+        let parsed = parse_elf(&data)
+            .map_err(|e| e.to_string())
+            .and_then(|o| o.ok_or_else(|| "not ELF".to_string()));
+        if let Ok(info) = &parsed {
+            s.static_nss = info.is_static() && memmem::find(&data, b"libnss_").is_some();
+        }
+        s.elf = Some(parsed);
+    }
+    if e.rel.starts_with(ACTIVATE_D) && !s.binary {
+        s.sets_library_path = memmem::find(&data, b"LD_LIBRARY_PATH").is_some();
     }
     if let Some(f) = search {
         s.prefix_hit = f.find(&data).is_some();
@@ -118,506 +134,121 @@ fn scan_file(root: &Path, e: &Entry, finder: Option<&memmem::Finder<'_>>) -> Sca
     s
 }
 
-/// Where a library the loader looks for comes from.
-enum Provider<'a> {
-    /// A file in the prefix (its relative path and ELF facts).
-    Prefix(&'a str, &'a ElfInfo),
-    /// The target's system libraries.
-    System,
-    /// Nowhere: the loader fails.
-    Missing,
-}
-
-struct Tree<'a> {
-    files: HashMap<&'a str, &'a Scanned>,
-    symlinks: HashMap<String, String>,
-    root_str: String,
-    build_prefix: Option<&'a str>,
-    /// basename → prefix paths of ELF files (and symlinks to them), for "it exists but is not
-    /// on the search path".
-    by_name: HashMap<String, Vec<String>>,
-}
-
-impl<'a> Tree<'a> {
-    /// Map an absolute path that lies in the prefix (under the root or the build prefix) to a
-    /// relative one.
-    fn absolute_to_rel(&self, abs: &str) -> Option<String> {
-        for base in [Some(self.root_str.as_str()), self.build_prefix] {
-            let Some(base) = base.filter(|b| !b.is_empty()) else {
-                continue;
-            };
-            if let Some(rest) = abs.strip_prefix(base) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    return Some(rest.trim_start_matches('/').to_string());
+/// `LD_LIBRARY_PATH` as the environment's activation sets it: conda stores `variables:` in
+/// `conda-meta/state` (`env_vars`), and activation exports them. `$CONDA_PREFIX` at the start
+/// of an entry is the prefix. Activation *scripts* (`etc/conda/activate.d`) are not run; one
+/// that mentions the variable gets a warning instead.
+fn activation_library_path(root: &Path, root_str: &str) -> Result<Vec<String>, AuditError> {
+    let path = root.join("conda-meta").join("state");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(AuditError::Io { path, source }),
+    };
+    let state: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| AuditError::CondaMeta { path, source })?;
+    let Some(value) = state
+        .get("env_vars")
+        .and_then(|v| v.get("LD_LIBRARY_PATH"))
+        .and_then(|v| v.as_str())
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(value
+        .split(':')
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            for var in ["${CONDA_PREFIX}", "$CONDA_PREFIX"] {
+                if let Some(rest) = e.strip_prefix(var) {
+                    return format!("{root_str}{rest}");
                 }
             }
-        }
-        None
-    }
-
-    /// Resolve a prefix-relative path through symlinks (of any component) to a scanned file.
-    fn resolve(&self, rel: &str) -> Option<&'a Scanned> {
-        let mut queue: VecDeque<String> = rel.split('/').map(str::to_string).collect();
-        let mut out: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(part) = queue.pop_front() {
-            match part.as_str() {
-                "" | "." => {}
-                ".." => {
-                    out.pop()?;
-                }
-                name => {
-                    out.push(name.to_string());
-                    let cur = out.join("/");
-                    if let Some(target) = self.symlinks.get(&cur) {
-                        hops += 1;
-                        if hops > MAX_HOPS {
-                            return None;
-                        }
-                        out.pop();
-                        let target_parts: Vec<String> = if target.starts_with('/') {
-                            out.clear();
-                            self.absolute_to_rel(target)?
-                                .split('/')
-                                .map(str::to_string)
-                                .collect()
-                        } else {
-                            target.split('/').map(str::to_string).collect()
-                        };
-                        for p in target_parts.into_iter().rev() {
-                            queue.push_front(p);
-                        }
-                    }
-                }
-            }
-        }
-        self.files.get(out.join("/").as_str()).copied()
-    }
-
-    /// Directories (prefix-relative) the loader searches for this file's dependencies, with
-    /// how each was obtained, in order.
-    fn search_dirs(&self, rel: &str, info: &ElfInfo) -> Vec<(String, String)> {
-        let origin = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-        let list = if info.runpath.is_empty() {
-            &info.rpath
-        } else {
-            &info.runpath
-        };
-        let kind = if info.runpath.is_empty() {
-            "RPATH"
-        } else {
-            "RUNPATH"
-        };
-        let mut dirs = Vec::new();
-        for entry in list {
-            let expanded = entry.replace("${ORIGIN}", "$ORIGIN");
-            let dir = if let Some(rest) = expanded.strip_prefix("$ORIGIN") {
-                if rest.contains('$') {
-                    continue;
-                }
-                Some(format!("{origin}{rest}"))
-            } else if expanded.starts_with('/') && !expanded.contains('$') {
-                self.absolute_to_rel(&expanded)
-            } else {
-                None
-            };
-            if let Some(d) = dir.and_then(|d| normalize(&d)) {
-                dirs.push((format!("{kind} {entry}"), d));
-            }
-        }
-        dirs.push(("prefix lib/".to_string(), "lib".to_string()));
-        dirs
-    }
-
-    /// RPATH/RUNPATH entries that point outside the prefix (or use tokens other than
-    /// `$ORIGIN`), which the audit cannot follow.
-    fn outside_dirs(&self, info: &ElfInfo) -> Vec<String> {
-        let (list, kind) = if info.runpath.is_empty() {
-            (&info.rpath, "RPATH")
-        } else {
-            (&info.runpath, "RUNPATH")
-        };
-        list.iter()
-            .filter(|e| {
-                let e = e.replace("${ORIGIN}", "$ORIGIN");
-                match e.strip_prefix("$ORIGIN") {
-                    Some(rest) => rest.contains('$'),
-                    None => e.contains('$') || self.absolute_to_rel(&e).is_none(),
-                }
-            })
-            .map(|e| format!("{kind} {e}"))
-            .collect()
-    }
-
-    fn find(&self, rel: &str, info: &ElfInfo, soname: &str) -> Provider<'a> {
-        if soname.contains('/') {
-            // A path in DT_NEEDED is used as is, relative to the working directory: it cannot
-            // be judged statically; treat it as found rather than invent an error.
-            return Provider::System;
-        }
-        for (_, dir) in self.search_dirs(rel, info) {
-            let cand = if dir.is_empty() {
-                soname.to_string()
-            } else {
-                format!("{dir}/{soname}")
-            };
-            if let Some(s) = self.resolve(&cand) {
-                if let Some(Ok(found)) = &s.elf {
-                    // The loader skips candidates of the wrong class or machine.
-                    if found.class == info.class && found.machine == info.machine {
-                        return Provider::Prefix(s.rel.as_str(), found);
-                    }
-                }
-            }
-        }
-        Provider::Missing
-    }
+            e.to_string()
+        })
+        .collect())
 }
 
-/// Resolve `.` and `..` lexically; `None` when the path climbs out of the root.
-fn normalize(rel: &str) -> Option<String> {
-    let mut out: Vec<&str> = Vec::new();
-    for part in rel.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                out.pop()?;
-            }
-            p => out.push(p),
-        }
+/// The objects the loader starts from: executables, and shared objects no ELF file of the
+/// prefix names in `DT_NEEDED` (extension modules, plugins, libraries nobody links).
+fn roots(scanned: &[Scanned]) -> Vec<&str> {
+    let loadable = || {
+        scanned.iter().filter_map(|s| match &s.elf {
+            Some(Ok(info)) if info.is_loadable() => Some((s.rel.as_str(), info)),
+            _ => None,
+        })
+    };
+    let asked: HashSet<&str> = loadable()
+        .flat_map(|(_, info)| info.needed.iter())
+        .map(|n| n.rsplit('/').next().unwrap_or(n))
+        .collect();
+    loadable()
+        .filter(|(rel, info)| {
+            let base = rel.rsplit('/').next().unwrap_or(rel);
+            info.is_executable()
+                || !(asked.contains(base)
+                    || info.soname.as_deref().is_some_and(|so| asked.contains(so)))
+        })
+        .map(|(rel, _)| rel)
+        .collect()
+}
+
+/// The interpreter that loads a shared object under `lib/pythonX.Y/` (an extension module
+/// in site-packages or lib-dynload): the prefix's `bin/pythonX.Y`, when it is an executable.
+fn python_host(view: &PrefixView<'_>, rel: &str) -> Option<String> {
+    let version = rel.strip_prefix("lib/python")?.split('/').next()?;
+    if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
     }
-    Some(out.join("/"))
+    let (_, module) = view.resolve(rel)?;
+    let exe = format!("bin/python{version}");
+    let (_, host) = view.resolve(&exe)?;
+    (!module.is_executable() && host.is_executable()).then_some(exe)
 }
 
-fn elide_symbols(symbols: &[String]) -> String {
-    const SHOWN: usize = 6;
-    let mut s = symbols
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if symbols.len() > SHOWN {
-        s.push_str(&format!(", … (+{} more)", symbols.len() - SHOWN));
-    }
-    if s.is_empty() {
-        s.push_str("no symbol uses it");
-    }
-    s
-}
+/// Each (asker, name) with its distinct answers over all walks, one chain per answer (the
+/// shortest, then the first in path order, so reports are stable).
+type Outcomes<'a> = HashMap<&'a str, Vec<LinkOutcome>>;
 
-fn weakness(n: &VersionNeed) -> Weakness {
-    if n.flag_weak {
-        Weakness::Flagged
-    } else if n.weak_symbols_only {
-        Weakness::SymbolsOnly
-    } else {
-        Weakness::None
-    }
-}
-
-fn weak_note(w: Weakness) -> &'static str {
-    match w {
-        Weakness::None => "",
-        Weakness::SymbolsOnly => {
-            " (only weak symbols use it, but the need is not flagged weak, so ld.so still refuses to load the file)"
-        }
-        Weakness::Flagged => " (weak need: ld.so loads the file and leaves the symbols unresolved)",
-    }
-}
-
-/// glibc version needs that are markers rather than numbered versions, and the glibc release
-/// that introduced each.
-const GLIBC_ABI_MARKERS: [(&str, [u32; 2]); 1] = [("GLIBC_ABI_DT_RELR", [2, 36])];
-
-const CXX_NAMESPACES: [&str; 4] = ["GLIBCXX", "CXXABI", "GCC", "CXXABI_TM"];
-
-fn max_defined(info: &ElfInfo, ns: &str) -> Option<DottedVersion> {
-    info.version_defs
-        .iter()
-        .filter_map(|d| crate::elf::split_version_name(d))
-        .filter(|(n, _)| *n == ns)
-        .map(|(_, v)| v)
-        .max()
-}
-
-struct Ctx<'a> {
-    target: &'a Target,
-    opts: &'a AuditOptions,
-    tree: &'a Tree<'a>,
-}
-
-impl Ctx<'_> {
-    fn elf_findings(&self, s: &Scanned, info: &ElfInfo, package: &str, out: &mut Vec<Finding>) {
-        let t = self.target;
-        if let Some(kernel) = &info.abi_tag {
-            if kernel > &t.linux {
-                let mut f = Finding::new(
-                    Severity::Error,
-                    Check::Kernel,
-                    &s.rel,
-                    package,
-                    format!(
-                        "requires Linux {kernel} (NT_GNU_ABI_TAG) but {} runs Linux {}: the loader stops with \"FATAL: kernel too old\"",
-                        t.name, t.linux
-                    ),
-                );
-                f.needed = Some(kernel.to_string());
-                f.available = Some(t.linux.to_string());
-                out.push(f);
-            }
-        }
-
-        let mut providers: HashMap<&str, Provider<'_>> = HashMap::new();
-        for soname in &info.needed {
-            let p = if t.provides_library(soname) {
-                // A library the environment ships wins over the system's (it is found first).
-                match self.tree.find(&s.rel, info, soname) {
-                    Provider::Missing => Provider::System,
-                    found => found,
-                }
-            } else {
-                self.tree.find(&s.rel, info, soname)
-            };
-            if matches!(p, Provider::Missing) {
-                let searched = self
-                    .tree
-                    .search_dirs(&s.rel, info)
-                    .into_iter()
-                    .map(|(how, dir)| {
-                        if dir.is_empty() {
-                            format!("{how} → ./")
-                        } else {
-                            format!("{how} → {dir}/")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let elsewhere = self
-                    .tree
-                    .by_name
-                    .get(soname.as_str())
-                    .map(|v| {
-                        format!(
-                            "; a copy exists at {} but is not on the search path",
-                            v.join(", ")
-                        )
-                    })
-                    .unwrap_or_default();
-                let outside = self.tree.outside_dirs(info);
-                let elsewhere = if outside.is_empty() {
-                    elsewhere
-                } else {
-                    format!(
-                        "{elsewhere}; not checked: {} (outside the prefix: the target's own directories)",
-                        outside.join(", ")
-                    )
-                };
-                let mut f = Finding::new(
-                    Severity::Error,
-                    Check::Linkage,
-                    &s.rel,
-                    package,
-                    format!(
-                        "needs {soname}, which is neither in the environment (searched {searched}) nor a system library of {} ({}): \"cannot open shared object file\"{elsewhere}",
-                        t.name, t.system.policy
-                    ),
-                );
-                f.needed = Some(soname.clone());
-                out.push(f);
-            }
-            providers.insert(soname.as_str(), p);
-        }
-
-        for need in &info.version_needs {
-            let split = need.split().or_else(|| {
-                // ABI markers are not numbered but tie the file to the glibc that introduced
-                // them (2.36 for DT_RELR, what `-z pack-relative-relocs` produces).
-                GLIBC_ABI_MARKERS
+fn collect_outcomes<'a>(loader: &Loader<'_, 'a>, walks: &[Walk<'a>], out: &mut Outcomes<'a>) {
+    for walk in walks {
+        for edge in &walk.edges {
+            let list = out.entry(walk.objects[edge.asker].path).or_default();
+            let chain = || -> Vec<String> {
+                walk.chain(edge.asker)
                     .iter()
-                    .find(|(name, _)| *name == need.name)
-                    .map(|(_, v)| ("GLIBC", DottedVersion::new(v.to_vec())))
-            });
-            let Some((ns, version)) = split else {
-                continue;
+                    .map(|p| p.to_string())
+                    .collect()
             };
-            let weak = weakness(need);
-            let severity = if weak == Weakness::Flagged && !self.opts.strict_weak {
-                Severity::Warning
-            } else {
-                Severity::Error
-            };
-            let syms = elide_symbols(&need.symbols);
-            let finding = |check: Check, message: String, available: Option<String>| {
-                let mut f = Finding::new(severity, check, &s.rel, package, message);
-                f.needed = Some(need.name.clone());
-                f.available = available;
-                f.library = Some(need.library.clone());
-                f.symbols = need.symbols.clone();
-                f.weak = Some(weak);
-                f
-            };
-            if ns == "GLIBC" {
-                if version > t.glibc {
-                    out.push(finding(
-                        Check::Glibc,
-                        format!(
-                            "needs {}{} but {} has glibc {}: {syms}{}",
-                            need.name,
-                            if need.name.starts_with("GLIBC_ABI_") {
-                                format!(" (glibc {version})")
-                            } else {
-                                String::new()
-                            },
-                            t.name,
-                            t.glibc,
-                            weak_note(weak)
-                        ),
-                        Some(t.glibc.to_string()),
-                    ));
-                }
-                continue;
-            }
-            let check = if CXX_NAMESPACES.contains(&ns) {
-                Check::CxxRuntime
-            } else {
-                Check::Linkage
-            };
-            if !providers.contains_key(need.library.as_str()) {
-                // A version needed from a library that is not in DT_NEEDED (e.g. the loader
-                // itself): resolve it the same way.
-                let p = if t.provides_library(&need.library) {
-                    match self.tree.find(&s.rel, info, &need.library) {
-                        Provider::Missing => Provider::System,
-                        found => found,
+            match list
+                .iter_mut()
+                .find(|o| o.name == edge.name && o.resolution == edge.resolution)
+            {
+                Some(o) => {
+                    // Most edges repeat an answer already kept: compare lengths before
+                    // building the chain.
+                    let len = walk.chain_len(edge.asker);
+                    if len > o.chain.len() {
+                        continue;
                     }
-                } else {
-                    self.tree.find(&s.rel, info, &need.library)
-                };
-                providers.insert(need.library.as_str(), p);
-            }
-            let provider = &providers[need.library.as_str()];
-            match provider {
-                Provider::Prefix(path, lib) => {
-                    if !lib.version_defs.iter().any(|d| d == &need.name) {
-                        let has = max_defined(lib, ns)
-                            .map(|m| format!("defines only up to {ns}_{m}"))
-                            .unwrap_or_else(|| format!("defines no {ns} versions"));
-                        out.push(finding(
-                            check,
-                            format!(
-                                "needs {} from {}, but the environment's {path} (the copy the loader will use) {has}: {syms}{}",
-                                need.name, need.library, weak_note(weak)
-                            ),
-                            max_defined(lib, ns).map(|m| format!("{ns}_{m}")),
-                        ));
-                    }
-                }
-                Provider::System => {
-                    if let Some(max) = t.max_system_version(ns) {
-                        if version > max {
-                            out.push(finding(
-                                check,
-                                format!(
-                                    "needs {} from {}, which the environment does not ship; the system {} of {} provides up to {ns}_{max}: {syms}{}",
-                                    need.name, need.library, need.library, t.name, weak_note(weak)
-                                ),
-                                Some(format!("{ns}_{max}")),
-                            ));
+                    let c = chain();
+                    if (c.len(), &c) < (o.chain.len(), &o.chain) {
+                        o.chain = c;
+                        if edge.resolution == Resolution::Missing {
+                            o.searched = loader.search_list(walk, edge.asker);
                         }
                     }
                 }
-                // Already reported as a missing library.
-                Provider::Missing => {}
-            }
-        }
-    }
-
-    fn relocation_findings(
-        &self,
-        s: &Scanned,
-        meta: &CondaMeta,
-        package: &str,
-        out: &mut Vec<Finding>,
-    ) {
-        let owner = meta.files.get(&s.rel);
-        let dest = self.opts.dest_prefix.as_deref();
-        if let (Some(o), Some(dest)) = (owner, dest) {
-            if let Some(ph) = o.placeholder.as_deref().filter(|_| o.binary) {
-                if dest.len() > ph.len() {
-                    let mut f = Finding::new(
-                        Severity::Error,
-                        Check::PlaceholderLength,
-                        &s.rel,
-                        package,
-                        format!(
-                            "binary placeholder has room for {} bytes but the destination prefix {dest} has {}: binary relocation cannot fit it",
-                            ph.len(),
-                            dest.len()
-                        ),
-                    );
-                    f.needed = Some(dest.len().to_string());
-                    f.available = Some(ph.len().to_string());
-                    out.push(f);
-                }
-            }
-        }
-        let Some(build) = self.tree.build_prefix.filter(|b| !b.is_empty()) else {
-            return;
-        };
-        if !s.prefix_hit {
-            return;
-        }
-        let registered = owner.is_some_and(|o| {
-            o.placeholder.is_some() || o.path_type.as_deref() == Some("unix_python_entry_point")
-        });
-        if !registered {
-            let (severity, why) = match (owner.is_some(), s.binary) {
-                (true, _) => (
-                    Severity::Error,
-                    format!("{package} records no placeholder for it, so relocation leaves it pointing at the build prefix"),
-                ),
-                (false, false) => (
-                    Severity::Warning,
-                    "no package owns it; pack rewrites unmanaged text files from their content".to_string(),
-                ),
-                (false, true) => (
-                    Severity::Error,
-                    "no package owns it and it is binary: a compiled-in path nobody recorded breaks after relocation".to_string(),
-                ),
-            };
-            let mut f = Finding::new(
-                severity,
-                Check::UnregisteredPrefix,
-                &s.rel,
-                package,
-                format!("contains the build prefix {build}; {why}"),
-            );
-            f.needed = Some(build.to_string());
-            out.push(f);
-        }
-        if let Some((len, count)) = s.shebang {
-            let at = dest.unwrap_or(build);
-            let new_len = len - count * build.len() + count * at.len();
-            if new_len > SHEBANG_LIMIT {
-                let in_bin = s.rel.starts_with("bin/");
-                let mut f = Finding::new(
-                    if in_bin { Severity::Warning } else { Severity::Error },
-                    Check::Shebang,
-                    &s.rel,
-                    package,
-                    format!(
-                        "#! line is {new_len} bytes at {at}, over the kernel's {SHEBANG_LIMIT}-byte limit{}",
-                        if in_bin {
-                            "; pack rewrites it to #!/usr/bin/env"
-                        } else {
-                            ": the script cannot be executed directly"
-                        }
-                    ),
-                );
-                f.needed = Some(new_len.to_string());
-                f.available = Some(SHEBANG_LIMIT.to_string());
-                out.push(f);
+                None => list.push(LinkOutcome {
+                    name: edge.name.clone(),
+                    resolution: edge.resolution.clone(),
+                    version_only: edge.version_only,
+                    chain: chain(),
+                    searched: if edge.resolution == Resolution::Missing {
+                        loader.search_list(walk, edge.asker)
+                    } else {
+                        Vec::new()
+                    },
+                }),
             }
         }
     }
@@ -703,43 +334,73 @@ pub fn audit(
         .collect();
     progress.finish(PHASE);
 
-    let mut tree = Tree {
-        files: scanned.iter().map(|s| (s.rel.as_str(), s)).collect(),
-        symlinks,
-        root_str: root_str.clone(),
-        build_prefix: build_prefix.as_deref(),
-        by_name: HashMap::new(),
+    // The loader's view of the prefix, and every root walked as ld.so would load it.
+    let elf_files: HashMap<&str, &ElfInfo> = scanned
+        .iter()
+        .filter_map(|s| match &s.elf {
+            Some(Ok(info)) => Some((s.rel.as_str(), info)),
+            _ => None,
+        })
+        .collect();
+    let bases = [Some(root_str.clone()), build_prefix.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let view = PrefixView::new(elf_files, symlinks, bases);
+    let mut settings = LoaderSettings::for_target(&opts.target);
+    settings.library_path = activation_library_path(&root, &root_str)?;
+    let loader = Loader::new(&view, &opts.target, &settings);
+
+    let walk_root = |rel: &&str| match python_host(&view, rel) {
+        Some(host) => loader.walk_hosted(&host, rel),
+        None => loader.walk(rel),
     };
-    let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
+    let first = roots(&scanned);
+    let mut walks: Vec<Walk<'_>> = first.par_iter().filter_map(walk_root).collect();
+    // Objects no root reached (a library whose only askers cannot find it, a cycle) are
+    // judged as if loaded on their own, so no file goes unchecked.
+    let reached: HashSet<&str> = walks
+        .iter()
+        .flat_map(|w| w.objects.iter().map(|o| o.path))
+        .collect();
+    let rest: Vec<&str> = scanned
+        .iter()
+        .filter(|s| matches!(&s.elf, Some(Ok(i)) if i.is_loadable()))
+        .map(|s| s.rel.as_str())
+        .filter(|r| !reached.contains(r))
+        .collect();
+    walks.extend(rest.par_iter().filter_map(walk_root).collect::<Vec<_>>());
+    let mut outcomes = Outcomes::new();
+    collect_outcomes(&loader, &walks, &mut outcomes);
+
+    let mut copies: HashMap<String, Vec<String>> = HashMap::new();
     for s in &scanned {
         if matches!(s.elf, Some(Ok(_))) {
             let base = s.rel.rsplit('/').next().unwrap_or(&s.rel);
-            by_name
+            copies
                 .entry(base.to_string())
                 .or_default()
                 .push(s.rel.clone());
         }
     }
-    for link in tree.symlinks.keys() {
-        if tree
-            .resolve(link)
-            .is_some_and(|s| matches!(s.elf, Some(Ok(_))))
-        {
+    for link in view.symlinks() {
+        if view.resolve(link).is_some() {
             let base = link.rsplit('/').next().unwrap_or(link);
-            by_name
+            copies
                 .entry(base.to_string())
                 .or_default()
-                .push(link.clone());
+                .push(link.to_string());
         }
     }
-    for v in by_name.values_mut() {
+    for v in copies.values_mut() {
         v.sort();
     }
-    tree.by_name = by_name;
-    let ctx = Ctx {
+    let checks = Checks {
         target: &opts.target,
         opts,
-        tree: &tree,
+        build_prefix: build_prefix.as_deref(),
+        view: &view,
+        copies: &copies,
     };
     let mut findings: Vec<Finding> = scanned
         .par_iter()
@@ -757,7 +418,12 @@ pub fn audit(
             }
             match &s.elf {
                 Some(Ok(info)) if info.is_loadable() => {
-                    ctx.elf_findings(s, info, package, &mut out)
+                    checks.file_findings(s, info, package, &mut out);
+                    let links = outcomes
+                        .get(s.rel.as_str())
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    checks.link_findings(s, info, package, links, &mut out);
                 }
                 Some(Err(err)) => out.push(Finding::new(
                     Severity::Warning,
@@ -768,7 +434,16 @@ pub fn audit(
                 )),
                 _ => {}
             }
-            ctx.relocation_findings(s, &meta, package, &mut out);
+            if s.sets_library_path {
+                out.push(Finding::new(
+                    Severity::Warning,
+                    Check::Linkage,
+                    &s.rel,
+                    package,
+                    "activation script mentions LD_LIBRARY_PATH, which the audit does not evaluate: libraries found only through it are reported missing, and it can shadow the libraries the audit found".to_string(),
+                ));
+            }
+            checks.relocation_findings(s, &meta, package, &mut out);
             out
         })
         .collect();
@@ -814,12 +489,17 @@ pub fn audit(
 
     let files = opts.inventory.then(|| {
         scanned
-            .iter()
+            .par_iter()
             .filter_map(|s| match &s.elf {
                 Some(Ok(info)) => Some(FileInventory {
                     path: s.rel.clone(),
                     package: meta.owner_name(&s.rel).unwrap_or(UNMANAGED).to_string(),
                     elf: info.clone(),
+                    libraries: if info.is_loadable() {
+                        loader.walk(&s.rel).map(|w| w.loaded).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
                 }),
                 _ => None,
             })

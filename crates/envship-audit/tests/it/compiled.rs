@@ -90,7 +90,21 @@ fn missing_dso_fails_naming_the_file_and_rpath_origin_resolves() {
     mkdirs(root, &["bin", "lib", "private", "opt"]);
     let src = "int gone(void); int main(void){return gone() - 7;}";
     let bl = format!("-L{}", build.path().display());
-    compile("gcc", src, "c", &root.join("bin/prog"), &[&bl, "-lgone"]);
+    compile(
+        "gcc",
+        src,
+        "c",
+        &root.join("bin/prog"),
+        &[&bl, "-lgone", "-Wl,-rpath,$ORIGIN/../lib"],
+    );
+    // Without any path the loader never looks in the prefix's lib/ (nor does the audit).
+    compile(
+        "gcc",
+        src,
+        "c",
+        &root.join("bin/prog-nopath"),
+        &[&bl, "-lgone"],
+    );
     compile(
         "gcc",
         src,
@@ -104,16 +118,28 @@ fn missing_dso_fails_naming_the_file_and_rpath_origin_resolves() {
     std::os::unix::fs::symlink("libgone.so.1.0", root.join("lib/libgone.so.1")).unwrap();
     std::fs::copy(&lib, root.join("private/libgone.so.1")).unwrap();
     let report = audit_for(root, "host");
+    let linkage = of_check(&report, Check::Linkage);
+    assert_eq!(linkage.len(), 1, "{}", rel_message(&report));
+    assert_eq!(linkage[0].path, "bin/prog-nopath");
     assert!(
-        of_check(&report, Check::Linkage).is_empty(),
+        linkage[0].message.contains("no RPATH or RUNPATH")
+            && linkage[0]
+                .message
+                .contains("a copy exists at lib/libgone.so.1"),
         "{}",
-        rel_message(&report)
+        linkage[0].message
     );
     cross_check_report(root, &report);
 
-    // The program really runs with the library found the way the audit found it.
+    // The programs really run (or not) as the audit found.
     let ok = Command::new(root.join("bin/prog-origin")).status().unwrap();
     assert!(ok.success());
+    let out = Command::new(root.join("bin/prog-nopath"))
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open shared object file"));
+    std::fs::remove_file(root.join("bin/prog-nopath")).unwrap();
 
     // Delete the library from lib/: bin/prog fails, bin/prog-origin still finds its copy.
     std::fs::remove_file(root.join("lib/libgone.so.1")).unwrap();
@@ -163,6 +189,18 @@ fn missing_dso_fails_naming_the_file_and_rpath_origin_resolves() {
         &[&bl, "-lgone", "-Wl,-rpath,/opt/site/lib"],
     );
     let report = audit_for(root, "host");
+    let abs = errors(&report)
+        .into_iter()
+        .find(|f| f.path == "bin/prog-abs")
+        .unwrap()
+        .message
+        .clone();
+    // On the host the audit looked there, as ld.so would.
+    assert!(
+        abs.contains("not on this machine either: RUNPATH /opt/site/lib"),
+        "{abs}"
+    );
+    let report = audit_for(root, "rhel9");
     let abs = errors(&report)
         .into_iter()
         .find(|f| f.path == "bin/prog-abs")

@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr, clippy::print_stdout)]
 
 mod compiled;
+mod differential;
 mod packages;
 mod readelf;
 mod snapshots;
+mod statics;
 mod support;
 mod wheels;

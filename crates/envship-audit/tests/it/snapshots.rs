@@ -71,7 +71,7 @@ reason = "bcrypt is only imported on the rhel8 analysis nodes"
     assert!(report.summary.allowed >= 2);
 }
 
-fn regex_escape(s: &str) -> String {
+pub fn regex_escape(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if "\\.+*?()|[]{}^$#&-~".contains(c) {
