@@ -503,7 +503,10 @@ fn cxx_runtime_is_checked_against_the_library_that_will_load() {
             .any(|f| f.path == "lib/libstdc++.so.6"));
         cross_check_report(root, &report);
     } else {
-        eprintln!("SKIP: no host libstdc++ at {}", host_lib.display());
+        envship_test_support::skip(
+            "host libstdc++ check",
+            format!("no host libstdc++ at {}", host_lib.display()),
+        );
     }
 
     // An old libstdc++ in the environment (defines GLIBCXX_3.4 … 3.4.13 only) wins over the
@@ -663,7 +666,10 @@ fn weak_policy_matches_the_loader() {
 fn host_libraries_agree_with_readelf() {
     let dir = Path::new("/usr/lib/x86_64-linux-gnu");
     if !dir.is_dir() || !have("readelf") {
-        eprintln!("SKIP: no {} or readelf", dir.display());
+        envship_test_support::skip(
+            "host_libraries_agree_with_readelf",
+            format!("no {} or readelf", dir.display()),
+        );
         return;
     }
     let mut opts = AuditOptions::new(target("host"));
@@ -715,7 +721,10 @@ fn dt_relr_marker_needs_glibc_2_36() {
             c.wait()
         });
     if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("SKIP: this linker does not support -z pack-relative-relocs");
+        envship_test_support::skip(
+            "dt_relr",
+            "this linker does not support -z pack-relative-relocs",
+        );
         return;
     }
     let report = audit_for(root, "rhel9");
@@ -725,7 +734,10 @@ fn dt_relr_marker_needs_glibc_2_36() {
         .iter()
         .any(|n| n.name == "GLIBC_ABI_DT_RELR")
     {
-        eprintln!("SKIP: the linker did not emit GLIBC_ABI_DT_RELR (no relative relocations)");
+        envship_test_support::skip(
+            "dt_relr",
+            "the linker did not emit GLIBC_ABI_DT_RELR (no relative relocations)",
+        );
         return;
     }
     let relr: Vec<_> = of_check(&report, Check::Glibc)

@@ -61,7 +61,7 @@ pub fn have(tool: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("SKIP: `{tool}` is not installed");
+        envship_test_support::skip("audit test", format!("`{tool}` is not installed"));
     }
     ok
 }
