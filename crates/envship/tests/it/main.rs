@@ -3,6 +3,7 @@
 
 mod cli;
 mod interrupt;
+mod old_kernel;
 mod ship_python;
 mod user_flow;
 
