@@ -3,7 +3,7 @@
 # no host library involved) and under a seccomp filter that makes every system call added after
 # Linux 2.6.32 answer ENOSYS (RHEL 6's kernel), run
 #   --version, targets, an audit of the binary itself for lcls-rhel6,
-#   unpack, deploy twice, deploy --force over the live version, rollback, audit,
+#   unpack (tar.gz and tar.zst), deploy twice, deploy --force over the live version, rollback, audit,
 # and check after each step that `current` is right and nothing is left behind. Fails loudly.
 #
 #   scripts/oldkernel-check.sh STATIC_ENVSHIP ROOTFS
@@ -38,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 rm -rf "$box"
-mkdir -p "$box/bin" "$box/dist"
+mkdir -p "$box/bin" "$box/dist/zst"
 
 step "building the 2.6.32 seccomp filter helper (static)"
 gcc -O2 -static -o "$box/seccomp-2.6.32" "$repo/scripts/seccomp-2.6.32.c" -lseccomp \
@@ -61,6 +61,11 @@ rm -rf "$work/hello/.envship" "$work/hello/dist" "$work/hello/envship.lock"
       --prefix "$work/hello/.envship/build/hello-envship" -o "$box/dist/hello-$v.tar.gz" >&2 \
       || fail "envship pack of version $v"
   done
+  # RHEL 6's tar cannot read zstd: `envship unpack` is how a tar.zst gets onto such a host.
+  "$box/seccomp-2.6.32" "$bin" --quiet pack --name hello --version 1 --format tar.zst \
+    --prefix "$work/hello/.envship/build/hello-envship" -o "$box/dist/zst/hello-1.tar.zst" >&2 \
+    || fail "envship pack --format tar.zst"
+
 )
 
 # Run a shell script inside the rootfs, under the filter, with /proc and /dev mounted in a
@@ -102,6 +107,9 @@ ok 'the binary audits itself clean for lcls-rhel6'
 envship unpack dist/hello-1.tar.gz unpacked/hello >/dev/null || fail unpack
 [ \"\$(unpacked/hello/bin/hello --prefix)\" = $inside/unpacked/hello ] || fail 'unpack did not relocate'
 ok 'unpack'
+envship unpack dist/zst/hello-1.tar.zst unpacked-zst/hello >/dev/null || fail 'unpack of the tar.zst'
+[ \"\$(unpacked-zst/hello/bin/hello --prefix)\" = $inside/unpacked-zst/hello ] || fail 'unpack of the tar.zst did not relocate'
+ok 'unpack of the tar.zst'
 
 envship deploy --root \$root dist/hello-1.tar.gz >/dev/null || fail 'deploy 1'
 check_current 1 'deploy 1'
