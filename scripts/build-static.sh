@@ -14,8 +14,8 @@
 # ($ENVSHIP_STATIC_TARGET_DIR, default target/static) between runs, so a rebuild after a change
 # recompiles only what changed.
 #
-# --profile static-ci: the lighter profile CI uses (no LTO, more codegen units): the same code
-#   and syscalls as the release binary in about half the build time, but larger and slower.
+# --profile static-ci: the lighter profile CI uses (opt-level 1, no LTO, more codegen units): the
+#   same code and system calls as the release binary, built faster, larger and slower.
 # --tar DIR: also write DIR/envship-x86_64-unknown-linux-musl.tar.gz and its .sha256 (the
 #   release assets action.yml downloads).
 set -euo pipefail
