@@ -341,7 +341,7 @@ unsafe fn intermediate(pid: libc::pid_t) -> ! {
     unsafe {
         // Close the exec-error pipe of `std` and our diagnostics pipe, so the parent sees EOF on
         // them once the init has exec'd; the stdio pipes stay with the init.
-        libc::close_range(3, libc::c_uint::MAX, 0);
+        close_from(3);
         let mut status = 0;
         loop {
             let r = libc::waitpid(pid, &mut status, 0);
@@ -375,6 +375,88 @@ unsafe fn intermediate(pid: libc::pid_t) -> ! {
     }
 }
 
+/// Close every descriptor >= `lowest`: `close_range` (Linux 5.9+), else each descriptor listed
+/// in `/proc/self/fd`, else every number below the descriptor limit. Async-signal-safe: raw
+/// syscalls and a stack buffer, because it runs between fork and exec.
+unsafe fn close_from(lowest: libc::c_int) {
+    // SAFETY (whole function): raw syscalls on our own descriptors and a stack buffer.
+    unsafe {
+        // The syscall, not libc's wrapper: musl has none, and glibc's needs glibc 2.34.
+        if libc::syscall(
+            libc::SYS_close_range,
+            lowest as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        ) == 0
+        {
+            return;
+        }
+        let dir = libc::open(
+            c"/proc/self/fd".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if dir >= 0 {
+            close_listed(dir, lowest);
+            libc::close(dir);
+            return;
+        }
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            // A huge or unlimited soft limit would make this loop run for minutes.
+            limit.rlim_cur.min(1 << 16) as libc::c_int
+        } else {
+            1024
+        };
+        for fd in lowest..max {
+            libc::close(fd);
+        }
+    }
+}
+
+/// Close the descriptors >= `lowest` named in the open `/proc/self/fd` directory `dir` (but not
+/// `dir` itself), reading it with raw `getdents64` into a stack buffer.
+unsafe fn close_listed(dir: libc::c_int, lowest: libc::c_int) {
+    // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, then the NUL-terminated name.
+    const RECLEN_AT: usize = 16;
+    const NAME_AT: usize = 19;
+    let mut buf = [0u8; 4096];
+    // SAFETY: getdents64 writes at most `buf.len()` bytes into `buf`; every record is read
+    // within the `n` bytes it reported.
+    unsafe {
+        loop {
+            let n = libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len());
+            if n <= 0 {
+                return;
+            }
+            let n = n as usize;
+            let mut at = 0;
+            while at + NAME_AT < n {
+                let reclen = u16::from_ne_bytes([buf[at + RECLEN_AT], buf[at + RECLEN_AT + 1]]);
+                let reclen = usize::from(reclen);
+                if reclen == 0 {
+                    return;
+                }
+                let mut fd: libc::c_int = 0;
+                let mut digits = 0;
+                for &b in &buf[at + NAME_AT..(at + reclen).min(n)] {
+                    if !b.is_ascii_digit() {
+                        break;
+                    }
+                    fd = fd
+                        .saturating_mul(10)
+                        .saturating_add(libc::c_int::from(b - b'0'));
+                    digits += 1;
+                }
+                // "." and ".." have no digits.
+                if digits > 0 && fd >= lowest && fd != dir {
+                    libc::close(fd);
+                }
+                at += reclen;
+            }
+        }
+    }
+}
+
 unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
     // SAFETY: raw syscalls with valid pointers.
     unsafe {
@@ -400,6 +482,8 @@ struct MountAttr {
     userns_fd: u64,
 }
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// The kernel's `ST_RELATIME` statvfs flag; the libc crate defines it for glibc only.
+const ST_RELATIME: libc::c_ulong = 0x1000;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 unsafe fn run_op(op: &Op) -> Result<(), i32> {
@@ -501,7 +585,7 @@ unsafe fn make_read_only(dst: &CString) -> Result<(), i32> {
             (libc::ST_NOEXEC, libc::MS_NOEXEC),
             (libc::ST_NOATIME, libc::MS_NOATIME),
             (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-            (libc::ST_RELATIME, libc::MS_RELATIME),
+            (ST_RELATIME, libc::MS_RELATIME),
         ] {
             if st.f_flag & st_flag != 0 {
                 flags |= ms_flag;
@@ -515,7 +599,8 @@ unsafe fn make_read_only(dst: &CString) -> Result<(), i32> {
     }
 }
 
-/// `ip link set lo up`, with an ioctl.
+/// `ip link set lo up`, with an ioctl (its request type is `c_ulong` on glibc, `c_int` on musl:
+/// hence the casts to `libc::Ioctl`).
 unsafe fn loopback_up() -> Result<(), i32> {
     #[repr(C)]
     struct IfReq {
@@ -536,13 +621,22 @@ unsafe fn loopback_up() -> Result<(), i32> {
         };
         req.name[0] = b'l';
         req.name[1] = b'o';
-        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req as *mut IfReq) != 0 {
+        if libc::ioctl(
+            fd,
+            libc::SIOCGIFFLAGS as libc::Ioctl,
+            &mut req as *mut IfReq,
+        ) != 0
+        {
             let e = last_errno();
             libc::close(fd);
             return Err(e);
         }
         req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        let r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &mut req as *mut IfReq);
+        let r = libc::ioctl(
+            fd,
+            libc::SIOCSIFFLAGS as libc::Ioctl,
+            &mut req as *mut IfReq,
+        );
         let e = last_errno();
         libc::close(fd);
         if r != 0 {
@@ -632,4 +726,64 @@ pub(crate) fn read_all(fd: OwnedFd) -> Vec<u8> {
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The descriptors a just-spawned child holds, as seen from the parent.
+    fn child_fds(pre_exec_close: bool) -> Vec<libc::c_int> {
+        // A descriptor without CLOEXEC, so the child inherits it unless it is closed.
+        let (leak_read, leak_write) = nix::unistd::pipe().expect("pipe");
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if pre_exec_close {
+            // SAFETY: the hook only issues raw syscalls (see `close_listed`).
+            unsafe {
+                cmd.pre_exec(|| {
+                    let dir = libc::open(
+                        c"/proc/self/fd".as_ptr(),
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    );
+                    if dir < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    close_listed(dir, 3);
+                    libc::close(dir);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn sleep");
+        // The hook ran before spawn returned (std waits for exec or the hook's failure).
+        let mut fds: Vec<libc::c_int> = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .expect("read the child's fd dir")
+            .map(|e| {
+                e.expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .parse()
+                    .expect("fd number")
+            })
+            .collect();
+        fds.sort_unstable();
+        let _ = child.kill();
+        let _ = child.wait();
+        drop((leak_read, leak_write));
+        fds
+    }
+
+    #[test]
+    fn the_proc_fd_fallback_closes_every_inherited_descriptor() {
+        let inherited = child_fds(false);
+        assert!(
+            inherited.iter().any(|&fd| fd > 2),
+            "the control child should inherit the leaked pipe: {inherited:?}"
+        );
+        assert_eq!(child_fds(true), [0, 1, 2]);
+    }
 }

@@ -479,6 +479,18 @@ fn spawn_helper(
     pause_file: &Path,
     force: bool,
 ) -> std::process::Child {
+    helper_command(source, root, pause_at, pause_file, force)
+        .spawn()
+        .unwrap()
+}
+
+fn helper_command(
+    source: &Path,
+    root: &Path,
+    pause_at: &str,
+    pause_file: &Path,
+    force: bool,
+) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
@@ -496,7 +508,117 @@ fn spawn_helper(
     if force {
         cmd.env("ENVSHIP_TEST_FORCE", "1");
     }
-    cmd.spawn().unwrap()
+    cmd
+}
+
+/// Kill the helper once it reached its pause step.
+fn kill_when_paused(mut child: std::process::Child, step: &str, flag: &Path) {
+    let t = Instant::now();
+    while !flag.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("helper exited ({status}) before reaching {step}");
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "helper never reached {step}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+}
+
+/// `--force` over the live version where `renameat2` cannot exchange (kernels before 3.15, as
+/// on RHEL 6; NFS): the same end state as with the exchange, nothing left behind.
+#[test]
+fn force_over_the_live_version_without_renameat2() {
+    let dist = tempfile::tempdir().unwrap();
+    let a1 = packed_env(dist.path(), "k", "1", GOOD_TEST, rhel6());
+    let a2 = packed_env(dist.path(), "k", "2", GOOD_TEST, rhel6());
+    let root = tempfile::tempdir().unwrap();
+    deploy::deploy(&opts(&a1, root.path()), &NoProgress).unwrap();
+    deploy::deploy(&opts(&a2, root.path()), &NoProgress).unwrap();
+    let before = std::fs::metadata(root.path().join("k/2")).unwrap();
+    let flag = root.path().join("paused");
+    let status = helper_command(&a2, root.path(), "never", &flag, true)
+        .env(deploy::NO_EXCHANGE_ENV, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(current(root.path(), "k").as_deref(), Some("2"));
+    assert_current_works(root.path(), "k");
+    let after = std::fs::metadata(root.path().join("k/2")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_ne!(before.ino(), after.ino(), "2 was replaced by a new tree");
+    assert!(
+        leftovers(root.path(), "k").is_empty(),
+        "{:?}",
+        leftovers(root.path(), "k")
+    );
+    let recs = record::read(root.path()).unwrap();
+    assert_eq!(recs.last().unwrap().result, "success");
+}
+
+/// Killed inside that replacement, `current` names the staged tree; the next deploy (or
+/// rollback) finishes the move under the lock, and the version is complete again.
+#[test]
+fn kill_9_inside_the_replacement_without_renameat2_is_repaired_by_the_next_deploy() {
+    let dist = tempfile::tempdir().unwrap();
+    let a1 = packed_env(dist.path(), "k", "1", GOOD_TEST, rhel6());
+    let a2 = packed_env(dist.path(), "k", "2", GOOD_TEST, rhel6());
+    let a3 = packed_env(dist.path(), "k", "3", GOOD_TEST, rhel6());
+    for step in deploy::NO_EXCHANGE_STEPS {
+        let root = tempfile::tempdir().unwrap();
+        deploy::deploy(&opts(&a1, root.path()), &NoProgress).unwrap();
+        deploy::deploy(&opts(&a2, root.path()), &NoProgress).unwrap();
+        let flag = root.path().join("paused");
+        let mut cmd = helper_command(&a2, root.path(), step, &flag, true);
+        cmd.env(deploy::NO_EXCHANGE_ENV, "1");
+        kill_when_paused(cmd.spawn().unwrap(), step, &flag);
+
+        let cur = current(root.path(), "k").unwrap();
+        assert!(
+            cur.starts_with(".2.partial-"),
+            "step {step}: current = {cur}"
+        );
+        if *step != "moved-in" {
+            // Until the new tree is renamed in, `current` still reaches the complete staged tree
+            // (relocated for k/2, so it is not run from there).
+            for f in ["bin/activate", "bin/hello", "share/payload.bin"] {
+                assert!(
+                    root.path().join("k/current").join(f).exists(),
+                    "step {step}: {f} missing in current"
+                );
+            }
+        }
+        let out = deploy::deploy(&opts(&a3, root.path()), &NoProgress).unwrap();
+        assert!(
+            out.actions.iter().any(|a| a.contains("pointed")),
+            "step {step}: {:#?}",
+            out.actions
+        );
+        assert_eq!(out.previous.as_deref(), Some("2"), "step {step}");
+        assert_eq!(current(root.path(), "k").as_deref(), Some("3"));
+        assert!(
+            leftovers(root.path(), "k").is_empty(),
+            "step {step}: {:?}",
+            leftovers(root.path(), "k")
+        );
+        deploy::rollback(&RollbackOptions {
+            root: root.path().into(),
+            name: "k".into(),
+            to: None,
+            ticket: None,
+            dry_run: false,
+        })
+        .unwrap();
+        assert_eq!(current(root.path(), "k").as_deref(), Some("2"));
+        assert_current_works(root.path(), "k");
+    }
 }
 
 #[test]
