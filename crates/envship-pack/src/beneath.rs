@@ -284,13 +284,15 @@ impl Beneath {
     pub fn create_file(&self, rel: &ArchivePath, mode: u32, replace: bool) -> io::Result<File> {
         let dir = self.open_dir(rel.parent())?;
         let name = cstr(rel.file_name())?;
-        self.clear(dir.as_raw_fd(), &name, replace)?;
-        let fd = openat(
-            dir.as_raw_fd(),
-            &name,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-            mode,
-        )?;
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        // The common case (nothing there) costs one call; only a clash looks closer.
+        let fd = match openat(dir.as_raw_fd(), &name, flags, mode) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.clear(dir.as_raw_fd(), &name, replace)?;
+                openat(dir.as_raw_fd(), &name, flags, mode)?
+            }
+            other => other?,
+        };
         self.note(rel.as_bytes(), false);
         let f = File::from(fd);
         // Exactly `mode`, whatever the umask: archives record 0755/0644.
