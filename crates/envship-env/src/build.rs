@@ -13,7 +13,9 @@ use std::{
     time::Instant,
 };
 
-use envship_spec::{EnvironmentFile, Progress, ProgressUnit, Target};
+use envship_spec::{
+    BuildRecord, BuildRecordError, EnvironmentFile, Progress, ProgressUnit, Target,
+};
 use rattler::install::{Installer, InstallerError, Reporter, Transaction};
 use rattler_cache::{package_cache::PackageCache, validation::ValidationMode};
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
@@ -107,6 +109,11 @@ pub enum BuildError {
         /// The prefix.
         prefix: PathBuf,
     },
+
+    /// The build record (`conda-meta/envship`) could not be written.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Record(#[from] BuildRecordError),
 
     /// The async runtime could not start.
     #[error("cannot start the async runtime")]
@@ -228,6 +235,13 @@ pub async fn build_async(
     let removed = result.transaction.removed_packages().count();
 
     let state_changed = write_state(&prefix, file)?;
+    // pack, audit and test read the target from here instead of trusting their own defaults.
+    let record_changed = BuildRecord::new(
+        target,
+        Some(std::path::absolute(&file.path).unwrap_or_else(|_| file.path.clone())),
+        Some(lock.lock_path.clone()),
+    )
+    .write(&prefix)?;
     let pip = if file.pip.is_empty() {
         None
     } else {
@@ -246,7 +260,7 @@ pub async fn build_async(
     let pip_changed = pip.as_ref().is_some_and(|p| !p.reused);
     Ok(BuildOutcome {
         prefix,
-        noop: installed == 0 && removed == 0 && !state_changed && !pip_changed,
+        noop: installed == 0 && removed == 0 && !state_changed && !record_changed && !pip_changed,
         lock,
         installed,
         removed,

@@ -4,6 +4,7 @@
 //!
 //! This crate has no network or solver dependencies, so every stage crate can depend on it.
 
+pub mod build_record;
 pub mod conda_meta;
 pub mod config;
 pub mod env_file;
@@ -12,6 +13,7 @@ pub mod progress;
 pub mod target;
 pub mod version;
 
+pub use build_record::{target_for_prefix, BuildRecord, BuildRecordError};
 pub use config::ProjectConfig;
 pub use env_file::{EnvFileError, EnvironmentFile};
 pub use progress::{NoProgress, Progress, ProgressUnit};

@@ -92,6 +92,10 @@ pub struct Target {
     pub archspec: String,
     /// What the OS provides (for the audit).
     pub system: SystemLibraries,
+    /// The overrides applied to the profile (kept so a build can record how its target was
+    /// asked for; reports show them through the name's suffix instead).
+    #[serde(skip)]
+    pub overrides: TargetOverrides,
 }
 
 /// Field-by-field changes to a target, as given on the command line or in envship.toml.
@@ -111,6 +115,16 @@ impl TargetOverrides {
     /// Whether nothing is overridden.
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+
+    /// These overrides with `later`'s fields taking precedence where it sets them.
+    pub fn merged_with(&self, later: &TargetOverrides) -> TargetOverrides {
+        TargetOverrides {
+            glibc: later.glibc.clone().or_else(|| self.glibc.clone()),
+            linux: later.linux.clone().or_else(|| self.linux.clone()),
+            cuda: later.cuda.clone().or_else(|| self.cuda.clone()),
+            archspec: later.archspec.clone().or_else(|| self.archspec.clone()),
+        }
     }
 }
 
@@ -189,6 +203,7 @@ impl Target {
             linux,
             cuda: None,
             archspec: "x86_64".to_string(),
+            overrides: TargetOverrides::default(),
         })
     }
 
@@ -227,6 +242,7 @@ impl Target {
             linux,
             cuda,
             archspec: "x86_64".to_string(),
+            overrides: TargetOverrides::default(),
         })
     }
 
@@ -261,7 +277,13 @@ impl Target {
         if !suffix.is_empty() {
             self.name = format!("{}+{}", self.name, suffix.join("+"));
         }
+        self.overrides = self.overrides.merged_with(o);
         Ok(self)
+    }
+
+    /// The built-in profile this target starts from (the name without its `+override` suffix).
+    pub fn profile(&self) -> &str {
+        self.name.split('+').next().unwrap_or(&self.name)
     }
 
     /// The conda subdir as rattler's type.

@@ -32,6 +32,10 @@ pub fn code_for(report: &miette::Report) -> u8 {
 }
 
 fn classify(e: &(dyn Error + 'static)) -> Option<u8> {
+    // The pipeline's error forwards its stage's: the chain then skips the stage's own type.
+    if let Some(e) = e.downcast_ref::<envship_ship::ShipError>() {
+        return e.stage_error().and_then(classify);
+    }
     if let Some(e) = e.downcast_ref::<LockError>() {
         return Some(match e {
             LockError::Unsatisfiable { .. } => GATE,

@@ -1,8 +1,14 @@
 //! indicatif-backed implementation of the libraries' `Progress` trait: one bar per phase,
 //! hidden under `--quiet` or when stderr is not a terminal.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
+use envship_ship::{Reporter, Stage};
 use envship_spec::{Progress, ProgressUnit};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -73,5 +79,44 @@ impl Progress for Bars {
                 bar.finish_and_clear();
             }
         }
+    }
+}
+
+/// The pipeline's [`Reporter`]: stage lines and the test's output on stderr, progress bars from
+/// [`Bars`]; all of it silent under `--quiet` (and `--json`).
+pub struct StageReporter {
+    bars: Arc<Bars>,
+    quiet: bool,
+    command: &'static str,
+    test_prefix: String,
+}
+
+impl StageReporter {
+    /// A reporter whose stage lines start with `command` (e.g. `ship`).
+    pub fn new(command: &'static str, quiet: bool) -> Self {
+        Self {
+            bars: Arc::new(Bars::new(quiet)),
+            quiet,
+            command,
+            test_prefix: console::style("  test│").dim().to_string(),
+        }
+    }
+}
+
+impl Reporter for StageReporter {
+    fn stage(&self, _stage: Stage, what: &str) {
+        if !self.quiet {
+            eprintln!("{} {what}", console::style(self.command).bold().cyan());
+        }
+    }
+
+    fn test_line(&self, line: &str) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr(), "{} {line}", self.test_prefix);
+        }
+    }
+
+    fn progress(&self) -> Arc<dyn Progress> {
+        self.bars.clone()
     }
 }

@@ -1,12 +1,13 @@
 //! `--target NAME` and field overrides, shared by every subcommand that uses a target.
 
-use envship_spec::{Target, TargetOverrides};
+use envship_ship::TargetRequest;
+use envship_spec::TargetOverrides;
 
 /// Which production target to use, and field-by-field overrides.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct TargetArgs {
-    /// Production target profile (see `envship targets`). Default: envship.toml's `target`,
-    /// else lcls-rhel6.
+    /// Production target profile (see `envship targets`). Default: what the prefix was built
+    /// for (conda-meta/envship), else envship.toml's `target`, else lcls-rhel6.
     #[arg(long, short = 't', env = "ENVSHIP_TARGET")]
     pub target: Option<String>,
     /// Override the target's glibc version (`__glibc`).
@@ -34,13 +35,11 @@ impl TargetArgs {
         }
     }
 
-    /// Resolve to a target, with `default_name` (from envship.toml) when `--target` is absent.
-    pub fn resolve(&self, default_name: Option<&str>) -> miette::Result<Target> {
-        let name = self
-            .target
-            .as_deref()
-            .or(default_name)
-            .unwrap_or(envship_spec::target::DEFAULT_TARGET);
-        Ok(Target::resolve(name, &self.overrides())?)
+    /// The library's view of these flags.
+    pub fn request(&self) -> TargetRequest {
+        TargetRequest {
+            profile: self.target.clone(),
+            overrides: self.overrides(),
+        }
     }
 }

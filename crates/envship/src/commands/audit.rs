@@ -79,7 +79,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         Some(p) => p,
         None => default_path()?,
     };
-    let target = args.target.resolve(None)?;
+    let target = args.target.request().resolve_for_prefix(&root)?;
     let mut opts = AuditOptions::new(target);
     opts.build_prefix = args.build_prefix;
     opts.dest_prefix = args.dest_prefix;

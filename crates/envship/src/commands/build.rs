@@ -70,15 +70,10 @@ pub struct Args {
     json: bool,
 }
 
-/// The build prefix of a project: `--prefix` or `.envship/build/NAME`.
-pub fn prefix_for(project: &Project, prefix: Option<PathBuf>) -> PathBuf {
-    prefix.unwrap_or_else(|| envship_env::build::default_prefix(&project.dir(), &project.name()))
-}
-
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
-    let project = Project::load(&args.file.file, &args.target)?;
+    let project = Project::load(&args.file.file, &args.target.request())?;
     let request = BuildRequest {
-        prefix: prefix_for(&project, args.prefix.clone()),
+        prefix: project.build_prefix(args.prefix.clone()),
         lock: args.lock.request(&project, None)?,
         pip: args.pip.options(),
     };

@@ -43,7 +43,7 @@ struct Request {
 }
 
 pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
-    let project = Project::load(&args.file.file, &args.target)?;
+    let project = Project::load(&args.file.file, &args.target.request())?;
     let alias = args
         .channel_alias
         .as_deref()

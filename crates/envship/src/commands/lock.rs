@@ -87,7 +87,7 @@ pub struct Args {
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
-    let project = Project::load(&args.file.file, &args.target)?;
+    let project = Project::load(&args.file.file, &args.target.request())?;
     let request = args.lock.request(&project, args.explicit.clone())?;
     let bars = Bars::new(global.quiet);
     let outcome = lock(&project.env_file, &project.target, &request, &bars)?;

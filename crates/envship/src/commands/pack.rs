@@ -83,7 +83,9 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
                 )
             })?,
     };
-    let target = args.target.resolve(None)?;
+    // The target the prefix was built for, unless the flags say otherwise (a contradicting
+    // --target is an error: the manifest must not lie about it).
+    let target = args.target.request().resolve_for_prefix(&args.prefix)?;
     let opts = PackOptions {
         prefix: args.prefix,
         build_prefix: None,
@@ -91,7 +93,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         name,
         version: args
             .version
-            .unwrap_or_else(|| crate::project::default_version_in(std::path::Path::new("."))),
+            .unwrap_or_else(|| envship_ship::default_version_in(std::path::Path::new("."))),
         target: ManifestTarget {
             name: target.name.clone(),
             subdir: target.subdir.clone(),

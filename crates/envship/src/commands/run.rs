@@ -5,9 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use miette::IntoDiagnostic;
 
 use crate::{
-    commands::build::prefix_for,
     project::{FileArgs, Project},
-    target_args::TargetArgs,
     GlobalArgs,
 };
 
@@ -29,8 +27,8 @@ pub fn resolve_prefix(file: &FileArgs, prefix: Option<PathBuf>) -> miette::Resul
     match prefix {
         Some(p) => std::path::absolute(&p).into_diagnostic(),
         None => {
-            let project = Project::load(&file.file, &TargetArgs::default())?;
-            Ok(prefix_for(&project, None))
+            let project = Project::load(&file.file, &Default::default())?;
+            Ok(project.build_prefix(None))
         }
     }
 }

@@ -11,7 +11,12 @@ use std::{
 use envship_sandbox::{Engine, Isolation, RootfsSource, TestOptions};
 use miette::IntoDiagnostic;
 
-use crate::{progress::Bars, project::FileArgs, target_args::TargetArgs, GlobalArgs};
+use crate::{
+    progress::Bars,
+    project::{FileArgs, Project},
+    target_args::TargetArgs,
+    GlobalArgs,
+};
 
 /// Unpack an environment archive at its destination prefix in a sandbox and run the project's
 /// test script there (environment active, cwd /tmp/project).
@@ -27,15 +32,9 @@ pub struct Args {
     /// Where the archive is unpacked inside the sandbox (the production path). Default:
     /// envship.toml's dest-prefix, else /opt/envship/NAME.
     #[arg(long, value_name = "PATH")]
-    dest_prefix: Option<PathBuf>,
+    dest_prefix: Option<String>,
     #[command(flatten)]
-    isolation: IsolationArgs,
-    /// Kill the whole test after this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
-    timeout: u64,
-    /// Write a JUnit XML report here.
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
+    run: RunArgs,
     /// Save the test output here. Default: beside the archive, ARCHIVE-NAME.test.log.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
@@ -48,7 +47,20 @@ pub struct Args {
     target: TargetArgs,
 }
 
-/// How the test is isolated; `test` and `ship` share these flags.
+/// How the test runs; `test` and `ship` share these flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
+    /// Kill the whole test after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub timeout: u64,
+    /// Write a JUnit XML report of the test here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+/// How the test is isolated.
 #[derive(clap::Args, Debug, Clone)]
 pub struct IsolationArgs {
     /// How to isolate the test.
@@ -114,25 +126,13 @@ impl IsolationArgs {
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
-    let project = crate::project::Project::load(&args.file.file, &args.target)?;
+    let project = Project::load(&args.file.file, &args.target.request())?;
+    check_archive_target(&args.archive, args.target.target.as_deref())?;
     let name = project.name();
     let dir = project.dir();
-    let dir = if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
-    };
-    let script = match (&args.script, &project.config.test_script) {
-        (Some(s), _) => s.clone(),
-        (None, Some(s)) => dir.join(s),
-        (None, None) => dir.join("run-test.sh"),
-    };
-    let dest_prefix = args
-        .dest_prefix
-        .clone()
-        .or_else(|| project.config.dest_prefix.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(format!("/opt/envship/{name}")));
-    let (isolation, rootfs) = args.isolation.resolve()?;
+    let script = project.test_script(args.script.as_deref());
+    let dest_prefix = PathBuf::from(project.dest_prefix(args.dest_prefix.as_deref()));
+    let (isolation, rootfs) = args.run.isolation.resolve()?;
     let log_path = args.log.clone().unwrap_or_else(|| {
         let parent = args
             .archive
@@ -159,7 +159,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         isolation,
         rootfs,
         rootfs_cache_dir: None,
-        timeout: Duration::from_secs(args.timeout),
+        timeout: Duration::from_secs(args.run.timeout),
         log_path,
         extra_env: vec![],
     };
@@ -186,7 +186,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             let _ = writeln!(stderr, "{prefix} {line}");
         }
     })?;
-    if let Some(junit) = &args.junit {
+    if let Some(junit) = &args.run.junit {
         let log = std::fs::read_to_string(&outcome.log_path).unwrap_or_default();
         envship_sandbox::write_junit(junit, &name, &[(outcome.clone(), log)])?;
     }
@@ -214,6 +214,32 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// An explicit `--target` must agree with the target the archive was packed for (its manifest
+/// sidecar says), as pack and audit insist for a prefix.
+fn check_archive_target(archive: &Path, requested: Option<&str>) -> miette::Result<()> {
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    let Some(manifest_path) = envship_publish::artifacts::find_sidecar(archive, ".manifest.json")
+    else {
+        return Ok(());
+    };
+    let manifest = envship_pack::Manifest::read(&manifest_path)?;
+    let packed_for = manifest.target.name.split('+').next().unwrap_or_default();
+    if packed_for != requested {
+        miette::bail!(
+            code = "envship::test::target_mismatch",
+            help = format!(
+                "drop --target (and ENVSHIP_TARGET) to test the archive as packed, or rebuild and pack it with --target {requested}"
+            ),
+            "{} was packed for target `{packed_for}` ({}), not `{requested}`",
+            archive.display(),
+            manifest_path.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

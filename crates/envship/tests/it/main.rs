@@ -7,6 +7,8 @@ mod hostile;
 mod interrupt;
 mod old_kernel;
 mod ship_python;
+mod snapshots;
+mod target_record;
 mod user_flow;
 
 use std::path::{Path, PathBuf};
