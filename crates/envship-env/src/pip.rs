@@ -161,6 +161,75 @@ pub fn record_path(lock_path: &Path) -> PathBuf {
     lock_path.with_file_name("envship-pip.json")
 }
 
+/// What the pip step depends on besides the interpreter: the entries, the target's manylinux
+/// answer and where pip looks. The same fingerprint with everything still installed means pip
+/// need not run.
+fn request_fingerprint(file: &EnvironmentFile, target: &Target, opts: &PipOptions) -> String {
+    let mut h = Sha256::new();
+    for e in &file.pip {
+        h.update(e.raw.as_bytes());
+        h.update(b"\n");
+    }
+    h.update(manylinux_hook(target));
+    h.update(format!(
+        "{:?}{:?}{:?}",
+        opts.find_links, opts.no_index, opts.index_url
+    ));
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// `python -m pip install` for the file's entries, with the target's manylinux hook (in
+/// `hook_dir`) on PYTHONPATH and a JSON report written to `report`.
+fn pip_command(
+    python: &Path,
+    file: &EnvironmentFile,
+    opts: &PipOptions,
+    hook_dir: &Path,
+    report: &Path,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-warn-script-location",
+        "--prefer-binary",
+    ])
+    .arg("--report")
+    .arg(report);
+    if opts.no_index {
+        cmd.arg("--no-index");
+    }
+    if let Some(url) = &opts.index_url {
+        cmd.args(["--index-url", url]);
+    }
+    for link in &opts.find_links {
+        cmd.args(["--find-links", link]);
+    }
+    // conda runs pip from the environment file's directory, so `-r requirements.txt` and
+    // `-e ./src` entries resolve relative to it.
+    for e in &file.pip {
+        match e.raw.split_once(char::is_whitespace) {
+            Some((flag, rest)) if flag.starts_with('-') => {
+                cmd.arg(flag).arg(rest.trim());
+            }
+            _ => {
+                cmd.arg(&e.raw);
+            }
+        }
+    }
+    cmd.current_dir(file.dir())
+        .env("PYTHONPATH", hook_dir)
+        .env("PYTHONNOUSERSITE", "1")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// Install the file's `pip:` entries into the prefix for the target.
 pub async fn install(
     file: &EnvironmentFile,
@@ -174,19 +243,7 @@ pub async fn install(
     if !python.exists() {
         return Err(PipError::NoPython { python });
     }
-    let fingerprint = {
-        let mut h = Sha256::new();
-        for e in &file.pip {
-            h.update(e.raw.as_bytes());
-            h.update(b"\n");
-        }
-        h.update(manylinux_hook(target));
-        h.update(format!(
-            "{:?}{:?}{:?}",
-            opts.find_links, opts.no_index, opts.index_url
-        ));
-        format!("sha256:{}", hex::encode(h.finalize()))
-    };
+    let fingerprint = request_fingerprint(file, target, opts);
     // Not `*.json`: every JSON file in conda-meta must be a package record for conda and rattler.
     let in_prefix = prefix.join("conda-meta").join("envship-pip.state");
     let record_out = record_path(lock_path);
@@ -222,46 +279,7 @@ pub async fn install(
         source,
     })?;
     let report = work.path().join("report.json");
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--no-warn-script-location",
-        "--prefer-binary",
-    ])
-    .arg("--report")
-    .arg(&report);
-    if opts.no_index {
-        cmd.arg("--no-index");
-    }
-    if let Some(url) = &opts.index_url {
-        cmd.args(["--index-url", url]);
-    }
-    for link in &opts.find_links {
-        cmd.args(["--find-links", link]);
-    }
-    // conda runs pip from the environment file's directory, so `-r requirements.txt` and
-    // `-e ./src` entries resolve relative to it.
-    for e in &file.pip {
-        match e.raw.split_once(char::is_whitespace) {
-            Some((flag, rest)) if flag.starts_with('-') => {
-                cmd.arg(flag).arg(rest.trim());
-            }
-            _ => {
-                cmd.arg(&e.raw);
-            }
-        }
-    }
-    cmd.current_dir(file.dir())
-        .env("PYTHONPATH", work.path())
-        .env("PYTHONNOUSERSITE", "1")
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = pip_command(&python, file, opts, work.path(), &report);
     tracing::debug!("running {:?}", cmd.as_std());
     let output = cmd.output().await.map_err(|source| PipError::Spawn {
         python: python.clone(),

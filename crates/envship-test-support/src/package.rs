@@ -202,6 +202,31 @@ impl PackageBuilder {
         self.write(&out_dir, format)
     }
 
+    /// `info/index.json` of the package.
+    fn index_json(&self) -> serde_json::Value {
+        let mut index = serde_json::json!({
+            "name": self.name,
+            "version": self.version,
+            "build": self.build,
+            "build_number": self.build_number,
+            "depends": self.depends,
+            "constrains": self.constrains,
+            "subdir": self.subdir,
+            "timestamp": self.timestamp,
+        });
+        if let Some(l) = &self.license {
+            index["license"] = l.clone().into();
+        }
+        if self.subdir == "linux-64" {
+            index["arch"] = "x86_64".into();
+            index["platform"] = "linux".into();
+        }
+        if self.noarch_python {
+            index["noarch"] = "python".into();
+        }
+        index
+    }
+
     /// Build into `out_dir` and return the archive path.
     pub fn write(&self, out_dir: &Path, format: ArchiveFormat) -> PathBuf {
         let staging = tempfile::tempdir().unwrap();
@@ -253,27 +278,7 @@ impl PackageBuilder {
 
         let info = root.join("info");
         fs_err::create_dir_all(&info).unwrap();
-        let mut index = serde_json::json!({
-            "name": self.name,
-            "version": self.version,
-            "build": self.build,
-            "build_number": self.build_number,
-            "depends": self.depends,
-            "constrains": self.constrains,
-            "subdir": self.subdir,
-            "timestamp": self.timestamp,
-        });
-        if let Some(l) = &self.license {
-            index["license"] = l.clone().into();
-        }
-        if self.subdir == "linux-64" {
-            index["arch"] = "x86_64".into();
-            index["platform"] = "linux".into();
-        }
-        if self.noarch_python {
-            index["noarch"] = "python".into();
-        }
-        write_json(&info.join("index.json"), &index);
+        write_json(&info.join("index.json"), &self.index_json());
         write_json(
             &info.join("paths.json"),
             &serde_json::json!({ "paths": paths_json, "paths_version": 1 }),
