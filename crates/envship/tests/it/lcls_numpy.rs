@@ -191,3 +191,30 @@ fn numpy_environment_ships_for_lcls_rhel6() {
     );
     insta::assert_snapshot!("audit_errors_at_glibc_2_9", at_2_9.join("\n"));
 }
+
+/// The build itself (before repackaging) passes envship's own audit for lcls-rhel6: every ELF
+/// file needs at most GLIBC_2.12 and only the target's system libraries.
+#[test]
+fn glibc_2_12_python_build_passes_the_lcls_rhel6_audit() {
+    let test = "glibc_2_12_python_build_passes_the_lcls_rhel6_audit";
+    let build = match envship_test_support::python212::build_dir() {
+        Ok(b) => b,
+        Err(why) => {
+            envship_test_support::skip(test, why);
+            return;
+        }
+    };
+    let out = envship()
+        .args(["audit", "--json", "--target", "lcls-rhel6"])
+        .arg(&build)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(report["summary"]["errors"], 0, "{report:#}");
+    // The interpreter and its lib-dynload modules were all read, not an empty tree.
+    let elf_files = report["summary"]["elf_files"].as_u64().unwrap();
+    assert!(elf_files > 40, "{report:#}");
+    let record = envship_test_support::python212::build_record(&build);
+    assert_eq!(record["glibc_max"], "GLIBC_2.10", "{record:#}");
+}
