@@ -2,8 +2,9 @@
 //! (`scripts/build-python-glibc2.12.sh`, repackaged by `envship_test_support::python212`), pip,
 //! and numpy 1.21.6 from its manylinux2010 wheel in the `pip:` section — ships for lcls-rhel6:
 //! the audit passes, the test solves a linear system at the destination prefix, the same archive
-//! passes `envship test --rootfs` in Debian bullseye's userland, and a target glibc older than
-//! what the environment needs fails the audit naming the symbol and its version.
+//! passes `envship test --rootfs` in Debian bullseye's userland, a target glibc older than what
+//! the environment needs fails the audit naming the symbols and versions, and the unpacked
+//! archive computes under a seccomp filter that hides every system call newer than Linux 2.6.32.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,21 @@ use crate::{envship, example};
 const TEST: &str = "numpy_environment_ships_for_lcls_rhel6";
 const NUMPY_WHEEL: &str = "numpy-1.21.6-cp39-cp39-manylinux_2_12_x86_64.manylinux2010_x86_64.whl";
 const DEST: &str = "/opt/envship/lcls-numpy";
+
+/// Run under the 2.6.32 seccomp filter: numpy's LAPACK solve on OpenBLAS's threads, random
+/// seeding (getrandom is newer than 2.6.32), a subprocess, a thread pool.
+const OLD_KERNEL_CHECK: &str = r#"
+import os, random, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+a = np.random.default_rng().standard_normal((400, 400)) + 400 * np.eye(400)
+x = np.arange(400.0)
+assert np.allclose(np.linalg.solve(a, a @ x), x)
+assert subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True).stdout == b"42\n"
+with ThreadPoolExecutor(4) as pool:
+    assert sum(pool.map(lambda i: i * i, range(100))) == 328350
+print("ok under the 2.6.32 filter", random.random() < 1, os.urandom(4) != b"")
+"#;
 
 /// The directory with numpy's wheel (`.ci/run` downloads it into a cache), or why not.
 fn wheels_dir() -> Result<PathBuf, String> {
@@ -190,6 +206,32 @@ fn numpy_environment_ships_for_lcls_rhel6() {
         "{at_2_9:#?}"
     );
     insta::assert_snapshot!("audit_errors_at_glibc_2_9", at_2_9.join("\n"));
+
+    // RHEL 6's kernel: the archive unpacked elsewhere (relocated by envship unpack), and the
+    // same computation, threads and a subprocess under the seccomp filter that makes every
+    // system call newer than Linux 2.6.32 answer ENOSYS.
+    let tools = tempfile::tempdir().unwrap();
+    let Some(helper) = crate::old_kernel::seccomp_helper(TEST, tools.path()) else {
+        return;
+    };
+    let unpacked = tools.path().join("lcls-numpy");
+    envship()
+        .arg("unpack")
+        .arg(&archive)
+        .arg(&unpacked)
+        .assert()
+        .success();
+    let out = std::process::Command::new(&helper)
+        .arg(unpacked.join("bin/python"))
+        .args(["-c", OLD_KERNEL_CHECK])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ok under the 2.6.32 filter"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The build itself (before repackaging) passes envship's own audit for lcls-rhel6: every ELF
