@@ -8,6 +8,7 @@
 
 pub mod package;
 pub mod python;
+pub mod python212;
 pub mod skip;
 
 use std::path::{Path, PathBuf};

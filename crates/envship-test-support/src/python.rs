@@ -176,7 +176,7 @@ fn conda_install_scheme(sysconfig: Vec<u8>) -> Vec<u8> {
     patched.into_bytes()
 }
 
-fn build_pip() -> PackageBuilder {
+pub(crate) fn build_pip() -> PackageBuilder {
     let wheel = crate::fixture("wheels/pip-24.0-py3-none-any.whl");
     let out = tempfile::tempdir().unwrap();
     let status = std::process::Command::new(SYSTEM_PYTHON)

@@ -5,6 +5,7 @@ mod cli;
 mod exit_codes;
 mod hostile;
 mod interrupt;
+mod lcls_numpy;
 mod old_kernel;
 mod ship_python;
 mod snapshots;

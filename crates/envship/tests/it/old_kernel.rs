@@ -15,7 +15,7 @@ use crate::{envship, example, repo_root};
 
 /// The seccomp helper built into `dir`, once it is known to load its filter; `None` after a
 /// skip when gcc or libseccomp is missing.
-fn seccomp_helper(test: &str, dir: &Path) -> Option<PathBuf> {
+pub(crate) fn seccomp_helper(test: &str, dir: &Path) -> Option<PathBuf> {
     let helper = dir.join("seccomp-2.6.32");
     let built = Command::new("gcc")
         .args(["-O2", "-o"])
