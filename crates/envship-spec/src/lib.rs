@@ -3,6 +3,10 @@
 //! progress-reporting trait every stage uses.
 //!
 //! This crate has no network or solver dependencies, so every stage crate can depend on it.
+//!
+//! Owns: the input formats and their error spans, target profiles, the build record a prefix
+//! carries (`conda-meta/envship`) and how a target is chosen from it, atomic output writes.
+//! Must not know: solving, installing, archives or any stage's logic.
 
 pub mod build_record;
 pub mod conda_meta;

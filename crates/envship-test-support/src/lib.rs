@@ -3,7 +3,8 @@
 //! `.conda` and `.tar.bz2`, with `info/index.json`, `info/paths.json`, text and binary prefix
 //! placeholders, noarch python, entry points) indexed with rattler_index.
 //!
-//! Test code only: panics with a clear message instead of returning errors.
+//! Test code only: panics with a clear message instead of returning errors. Must not be a
+//! dependency of any library crate (dev-dependencies only).
 #![allow(clippy::unwrap_used)]
 
 pub mod package;

@@ -1,5 +1,9 @@
 //! The envship command line: sets up logging, progress and error reporting, then dispatches to
 //! one module per subcommand under `commands/`. Everything else lives in the library crates.
+//!
+//! Owns: flags, rendering (tables, `--json`, progress bars, colors), exit codes. Must not know
+//! how a stage works: a subcommand builds a library options struct, calls the library and
+//! renders what comes back (`ship` calls `envship_ship::ship`).
 // The binary is where output to the terminal belongs; the libraries never print.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
