@@ -10,6 +10,7 @@
 pub mod package;
 pub mod python;
 pub mod python212;
+pub mod raw_tar;
 pub mod skip;
 
 use std::path::{Path, PathBuf};

@@ -1,10 +1,11 @@
 //! Malicious archives are refused with the entry named; nothing is written outside DEST, and a
 //! refused unpack leaves DEST as it found it (the CLI-level suite is crates/envship/tests/it/hostile.rs).
 
-use std::{fs, io::Write, path::Path};
+use std::{fs, path::Path};
 
 use envship_pack::{unpack, PackError, UnpackOptions};
 use envship_spec::NoProgress;
+use envship_test_support::raw_tar::{write_tar_gz, RawEntry};
 
 enum E<'a> {
     File(&'a [u8], &'a [u8]),
@@ -14,29 +15,15 @@ enum E<'a> {
 
 /// Write a tar.gz with raw names (bypassing the tar crate's own path checks).
 fn evil_tar(path: &Path, entries: &[E<'_>]) {
-    let f = fs::File::create(path).unwrap();
-    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-    let mut b = tar::Builder::new(gz);
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        let (name, data, link, kind): (&[u8], &[u8], Option<&[u8]>, tar::EntryType) = match e {
-            E::File(n, d) => (n, d, None, tar::EntryType::Regular),
-            E::Symlink(n, t) => (n, b"", Some(t), tar::EntryType::Symlink),
-            E::Hardlink(n, t) => (n, b"", Some(t), tar::EntryType::Link),
-        };
-        h.set_entry_type(kind);
-        h.set_size(data.len() as u64);
-        let gnu = h.as_gnu_mut().unwrap();
-        gnu.name[..name.len()].copy_from_slice(name);
-        if let Some(l) = link {
-            gnu.linkname[..l.len()].copy_from_slice(l);
-        }
-        h.set_cksum();
-        b.append(&h, data).unwrap();
-    }
-    b.into_inner().unwrap().finish().unwrap().flush().unwrap();
+    let raw: Vec<RawEntry> = entries
+        .iter()
+        .map(|e| match e {
+            E::File(n, d) => RawEntry::File(n.to_vec(), d.to_vec(), 0o644),
+            E::Symlink(n, t) => RawEntry::Symlink(n.to_vec(), t.to_vec()),
+            E::Hardlink(n, t) => RawEntry::Hardlink(n.to_vec(), t.to_vec()),
+        })
+        .collect();
+    write_tar_gz(path, &raw);
 }
 
 #[track_caller]
@@ -236,12 +223,23 @@ fn no_writer_thread_outlives_unpack() {
     let ok = work.path().join("ok.tar.gz");
     evil_tar(&ok, &[E::File(b"a", b"x")]);
     unpack(&ok, &work.path().join("dest2"), &o, &NoProgress).unwrap();
-    let names: Vec<String> = fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .collect();
-    assert!(
-        !names.iter().any(|n| n.starts_with("envship-unpack")),
-        "{names:?}"
-    );
+    // A joined thread can still be listed in /proc for a moment (its TID is cleared, which wakes
+    // the join, before the kernel drops the task): wait for that. A pool that keeps its threads
+    // parked (the bug) never empties.
+    let unpack_threads = || -> Vec<String> {
+        fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|n| n.starts_with("envship-unpack"))
+            .collect()
+    };
+    let mut left = unpack_threads();
+    for _ in 0..200 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        left = unpack_threads();
+    }
+    assert!(left.is_empty(), "{left:?}");
 }

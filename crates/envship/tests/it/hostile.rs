@@ -20,16 +20,7 @@ use crate::envship;
 /// relocator that rewrites the victim changes it.
 const OLD_PREFIX: &str = "/opt/old-prefix-of-the-build";
 
-/// One archive entry, with raw bytes for names (bypassing the tar crate's own checks).
-#[derive(Clone)]
-enum E {
-    Dir(Vec<u8>),
-    File(Vec<u8>, Vec<u8>, u32),
-    Symlink(Vec<u8>, Vec<u8>),
-    Hardlink(Vec<u8>, Vec<u8>),
-    CharDevice(Vec<u8>),
-    Fifo(Vec<u8>),
-}
+use envship_test_support::raw_tar::{write_tar_gz as write_tar, RawEntry as E};
 
 fn b(s: impl AsRef<str>) -> Vec<u8> {
     s.as_ref().as_bytes().to_vec()
@@ -60,51 +51,6 @@ fn relocatable(list_lines: &[String]) -> Vec<E> {
         file("share/envship/relocate.txt", list),
         file("etc/ok.txt", format!("prefix={OLD_PREFIX}\n")),
     ]
-}
-
-fn write_tar(path: &Path, entries: &[E]) {
-    let f = fs::File::create(path).unwrap();
-    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-    let mut builder = tar::Builder::new(gz);
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        let (name, data, link, kind): (&[u8], &[u8], Option<&[u8]>, tar::EntryType) = match e {
-            E::Dir(n) => (n, b"", None, tar::EntryType::Directory),
-            E::File(n, d, mode) => {
-                h.set_mode(*mode);
-                (n, d, None, tar::EntryType::Regular)
-            }
-            E::Symlink(n, t) => (n, b"", Some(t), tar::EntryType::Symlink),
-            E::Hardlink(n, t) => (n, b"", Some(t), tar::EntryType::Link),
-            E::CharDevice(n) => (n, b"", None, tar::EntryType::Char),
-            E::Fifo(n) => (n, b"", None, tar::EntryType::Fifo),
-        };
-        if matches!(e, E::Dir(_)) {
-            h.set_mode(0o755);
-        }
-        h.set_entry_type(kind);
-        h.set_size(data.len() as u64);
-        if matches!(e, E::CharDevice(_)) {
-            h.set_device_major(1).unwrap();
-            h.set_device_minor(3).unwrap();
-        }
-        let gnu = h.as_gnu_mut().unwrap();
-        gnu.name[..name.len()].copy_from_slice(name);
-        if let Some(l) = link {
-            gnu.linkname[..l.len()].copy_from_slice(l);
-        }
-        h.set_cksum();
-        builder.append(&h, data).unwrap();
-    }
-    builder
-        .into_inner()
-        .unwrap()
-        .finish()
-        .unwrap()
-        .flush()
-        .unwrap();
 }
 
 fn write_zip(path: &Path, entries: &[E]) {
