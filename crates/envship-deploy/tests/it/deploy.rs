@@ -5,10 +5,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use envship_publish::{
-    deploy::{self, record, DeployError, STEPS},
-    DeployOptions, GithubConfig, RetryPolicy, RollbackOptions, Secret,
-};
+use envship_deploy::{self as deploy, record, DeployError, DeployOptions, RollbackOptions, STEPS};
+use envship_publish::{GithubConfig, RetryPolicy, Secret};
 use envship_spec::NoProgress;
 
 use crate::common::{packed_env, rhel6, GOOD_TEST};
@@ -395,7 +393,7 @@ fn from_a_directory_drop_and_by_name() {
 
 #[test]
 fn from_a_github_release_and_a_url() {
-    use crate::ghserver::GhServer;
+    use envship_test_support::ghserver::GhServer;
     let token = "ghp_deploy_TOKEN_123456";
     let server = GhServer::start(token);
     let dist = tempfile::tempdir().unwrap();
