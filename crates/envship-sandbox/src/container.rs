@@ -9,11 +9,9 @@ use std::{
 };
 
 use crate::{
-    archive_name,
     exec::{run_streaming, KillMode, LogFile},
-    io_err, outcome,
-    runner::{runner_script, Install, RunnerPaths},
-    Engine, Inputs, SandboxError, TestOptions, TestOutcome, WorkDir, ENVSHIP_DIR,
+    io_err, mounted_runner, outcome, Engine, Inputs, SandboxError, TestOptions, TestOutcome,
+    WorkDir,
 };
 
 /// What goes into the `run` command line.
@@ -153,18 +151,7 @@ pub(crate) fn run(
         // The container's user may not be us.
         let _ = std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o777));
     }
-    let archive_in = Path::new(ENVSHIP_DIR).join(archive_name(&inputs.archive));
-    let state_in = Path::new(ENVSHIP_DIR).join("state/step");
-    let runner = runner_script(&RunnerPaths {
-        install: Install::Unpack {
-            archive: &archive_in,
-            format: inputs.format,
-        },
-        dest: &opts.dest_prefix,
-        project: Path::new("/tmp/project"),
-        script: Path::new("/tmp/run-test.sh"),
-        state_file: Some(&state_in),
-    });
+    let (runner, archive_in, _) = mounted_runner(opts, inputs);
     let mut env = vec![
         (
             "ENVIRONMENT_NAME".to_string(),

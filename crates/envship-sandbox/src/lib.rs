@@ -15,6 +15,17 @@
 //! `/tmp/project` (read-only, the cwd), environment file at `/tmp/environment.yml`, script at
 //! `/tmp/run-test.sh`, `ENVIRONMENT_NAME` set. The script's exit code decides; a failing script is
 //! a [`TestOutcome`], not an error.
+//!
+//! [`run_installed_test`] runs a test script against an environment that is already unpacked
+//! and relocated where it is used (`deploy --test`), on the host, through the same runner: the
+//! tree has one test runner.
+//!
+//! **Owns**: the runner script (`runner`), each backend in its module
+//! (`namespace`, `container`, `unisolated`), process handling (streamed output, log, timeout
+//! that kills the whole tree), production root filesystems and JUnit reports.
+//!
+//! **Must not know**: how an archive is made or relocated (envship-pack's), where a deploy puts
+//! versions or how it switches them (envship-deploy's), or the CLI; it never prints.
 
 mod container;
 mod error;
@@ -219,6 +230,25 @@ pub(crate) fn top_component(p: &Path) -> Option<String> {
         std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
         _ => None,
     })
+}
+
+/// The runner script for the sandboxes that mount their inputs at the fixed paths (namespace,
+/// container): the archive under `/tmp/.envship`, the project at `/tmp/project`, the script at
+/// `/tmp/run-test.sh`. Returns it with where the archive and the step marker are inside.
+pub(crate) fn mounted_runner(opts: &TestOptions, inputs: &Inputs) -> (OsString, PathBuf, PathBuf) {
+    let archive_in = Path::new(ENVSHIP_DIR).join(archive_name(&inputs.archive));
+    let state_in = Path::new(ENVSHIP_DIR).join("state/step");
+    let script = runner::runner_script(&runner::RunnerPaths {
+        install: runner::Install::Unpack {
+            archive: &archive_in,
+            format: inputs.format,
+        },
+        dest: &opts.dest_prefix,
+        project: Path::new("/tmp/project"),
+        script: Path::new("/tmp/run-test.sh"),
+        state_file: Some(&state_in),
+    });
+    (script, archive_in, state_in)
 }
 
 /// The environment the script sees: the host's LANG, LC_*, TERM, TZ, then ours.

@@ -634,24 +634,8 @@ fn kill_9_at_every_step_leaves_current_complete() {
                 deploy::deploy(&opts(&a2, root.path()), &NoProgress).unwrap();
             }
             let flag = root.path().join("paused");
-            let mut child = spawn_helper(&a2, root.path(), step, &flag, force);
-            let t = Instant::now();
-            while !flag.exists() {
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!("helper exited ({status}) before reaching {step}");
-                }
-                assert!(
-                    t.elapsed() < Duration::from_secs(60),
-                    "helper never reached {step}"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .unwrap();
-            child.wait().unwrap();
+            let child = spawn_helper(&a2, root.path(), step, &flag, force);
+            kill_when_paused(child, step, &flag);
 
             let cur = current(root.path(), "k");
             let expected: &[&str] = if force { &["2"] } else { &["1", "2"] };

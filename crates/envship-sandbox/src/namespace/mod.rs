@@ -26,12 +26,10 @@ use std::{
 };
 
 use crate::{
-    archive_name,
     exec::{run_streaming, KillMode, LogFile},
-    io_err, outcome, prepare_rootfs, rootfs_glibc,
-    runner::{runner_script, Install, RunnerPaths},
-    sandbox_env, top_component, ArchiveFormat, Inputs, Progress, SandboxError, TestOptions,
-    TestOutcome, WorkDir, ENVSHIP_DIR, HOST_DIRS, ROOTFS_SKIP, SANDBOX_HOME,
+    io_err, mounted_runner, outcome, prepare_rootfs, rootfs_glibc, sandbox_env, top_component,
+    ArchiveFormat, Inputs, Progress, SandboxError, TestOptions, TestOutcome, WorkDir, HOST_DIRS,
+    ROOTFS_SKIP, SANDBOX_HOME,
 };
 pub(crate) use child::diagnose;
 pub(crate) use plan::MountPlan;
@@ -161,7 +159,7 @@ pub(crate) fn run(
     }
     touch(&inside("tmp/run-test.sh"))?;
     plan.bind_ro(&inputs.script, Path::new("/tmp/run-test.sh"))?;
-    let archive_in = Path::new(ENVSHIP_DIR).join(archive_name(&inputs.archive));
+    let (script, archive_in, state_in) = mounted_runner(opts, inputs);
     if inputs.format == ArchiveFormat::Dir {
         mkdir(&inside(&archive_in.to_string_lossy()), 0o755)?;
     } else {
@@ -169,17 +167,6 @@ pub(crate) fn run(
     }
     plan.bind_ro(&inputs.archive, &archive_in)?;
 
-    let state_in = Path::new(ENVSHIP_DIR).join("state/step");
-    let script = runner_script(&RunnerPaths {
-        install: Install::Unpack {
-            archive: &archive_in,
-            format: inputs.format,
-        },
-        dest: &opts.dest_prefix,
-        project: Path::new("/tmp/project"),
-        script: Path::new("/tmp/run-test.sh"),
-        state_file: Some(&state_in),
-    });
     let descs = plan.describe_ops();
     let (mut cmd, diag) = plan.command("/bin/bash", &["-c".into(), script])?;
     cmd.env_clear().envs(sandbox_env(
