@@ -143,8 +143,8 @@ pub enum DeployError {
 
     /// The test script could not be run at all (not: it ran and failed).
     #[error("running the test script in {}", env.display())]
-    #[diagnostic(code(envship::deploy::test))]
-    Test {
+    #[diagnostic(code(envship::deploy::test_run))]
+    TestRun {
         /// The deployed environment (removed again).
         env: PathBuf,
         /// The cause.

@@ -42,7 +42,7 @@ pub fn run(
     let outcome = envship_sandbox::run_installed_test(&test, &mut |line| {
         tracing::debug!(target: "envship::deploy::test", "{line}");
     })
-    .map_err(|source| DeployError::Test {
+    .map_err(|source| DeployError::TestRun {
         env: env.to_path_buf(),
         source: Box::new(source),
     })?;
