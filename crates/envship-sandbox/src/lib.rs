@@ -148,6 +148,20 @@ pub(crate) fn check_script(script: &Path) -> Result<(), SandboxError> {
         })
 }
 
+/// `path` (the `what` of the run) is an existing directory.
+pub(crate) fn require_dir(what: &'static str, path: &Path) -> Result<(), SandboxError> {
+    let missing = |source| SandboxError::MissingInput {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(missing(std::io::Error::other("not a directory"))),
+        Err(source) => Err(missing(source)),
+    }
+}
+
 /// Everything that can be checked before anything runs.
 fn validate(opts: &TestOptions) -> Result<Inputs, SandboxError> {
     check_script(&opts.script)?;
@@ -165,23 +179,7 @@ fn validate(opts: &TestOptions) -> Result<Inputs, SandboxError> {
         })?;
     }
     let format = ArchiveFormat::detect(&opts.archive)?;
-    match std::fs::metadata(&opts.project_dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(SandboxError::MissingInput {
-                what: "project directory",
-                path: opts.project_dir.clone(),
-                source: std::io::Error::other("not a directory"),
-            })
-        }
-        Err(source) => {
-            return Err(SandboxError::MissingInput {
-                what: "project directory",
-                path: opts.project_dir.clone(),
-                source,
-            })
-        }
-    }
+    require_dir("project directory", &opts.project_dir)?;
     if let Some(env) = &opts.environment_file {
         std::fs::File::open(env).map_err(|source| SandboxError::MissingInput {
             what: "environment file",

@@ -12,7 +12,7 @@ use std::{
 use crate::{
     check_script,
     exec::{run_streaming, KillMode, LogFile},
-    io_err, outcome, rootfs,
+    io_err, outcome, require_dir, rootfs,
     runner::{runner_script, Install, RunnerPaths},
     sandbox_env, Inputs, SandboxError, TestOptions, TestOutcome, WorkDir,
 };
@@ -44,23 +44,7 @@ pub fn run_installed_test(
     on_line: &mut dyn FnMut(&str),
 ) -> Result<TestOutcome, SandboxError> {
     check_script(&test.script)?;
-    match std::fs::metadata(&test.prefix) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(SandboxError::MissingInput {
-                what: "environment prefix",
-                path: test.prefix.clone(),
-                source: std::io::Error::other("not a directory"),
-            })
-        }
-        Err(source) => {
-            return Err(SandboxError::MissingInput {
-                what: "environment prefix",
-                path: test.prefix.clone(),
-                source,
-            })
-        }
-    }
+    require_dir("environment prefix", &test.prefix)?;
     let work = WorkDir::new()?;
     let home = work.path().join("home");
     let state = work.path().join("state");
