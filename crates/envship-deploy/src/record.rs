@@ -202,4 +202,21 @@ mod tests {
         let err = read(d.path()).expect_err("bad line");
         assert!(err.to_string().contains("deployments.jsonl:3"), "{err}");
     }
+
+    /// Logs written before the move to jiff (by chrono, `Secs` precision, `Z`) still read, and
+    /// a record is written back in the same form.
+    #[test]
+    fn time_format_is_unchanged() {
+        let line = r#"{"time":"2026-11-26T12:00:00Z","action":"deploy","user":"u","host":"h","name":"env","version":"1.0","sha256":null,"ticket":null,"previous":null,"result":"success","envship_version":"0.1.0"}"#;
+        let r: Record = serde_json::from_str(line).expect("old record");
+        assert_eq!(r.time_string(), "2026-11-26T12:00:00Z");
+        assert_eq!(serde_json::to_string(&r).expect("json"), line);
+        let with_offset: Record =
+            serde_json::from_str(&line.replace("12:00:00Z", "13:00:00+01:00")).expect("offset");
+        assert_eq!(with_offset.time, r.time);
+
+        let now = Record::now("deploy", "env", "1.0", "success").time_string();
+        assert_eq!(now.len(), "2026-11-26T12:00:00Z".len(), "{now}");
+        assert!(now.ends_with('Z'), "{now}");
+    }
 }

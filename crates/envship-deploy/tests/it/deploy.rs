@@ -147,6 +147,8 @@ fn deploy_second_deploy_rollback_and_records() {
         log.contains("test ok in") && log.contains("psana/1.1"),
         "{log}"
     );
+    // Run by the sandbox's runner: activated, then the script, each step announced.
+    assert!(log.contains("envship: running bash "), "{log}");
     assert_current_works(root.path(), "psana");
 
     // The same version again is refused without --force, and replaced with it.
