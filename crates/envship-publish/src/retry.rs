@@ -52,18 +52,15 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let now = chrono::Utc::now();
-    let ms = (when.with_timezone(&chrono::Utc) - now)
-        .num_milliseconds()
-        .max(0);
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let ms = (when.as_millisecond() - jiff::Timestamp::now().as_millisecond()).max(0);
     Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
 }
 
 /// Delay until an `x-ratelimit-reset` epoch second.
 pub fn until_epoch(reset: &str) -> Option<Duration> {
     let reset: i64 = reset.trim().parse().ok()?;
-    let now = chrono::Utc::now().timestamp();
+    let now = jiff::Timestamp::now().as_second();
     Some(Duration::from_secs(
         u64::try_from((reset - now).max(0)).unwrap_or(0) + 1,
     ))

@@ -2,12 +2,17 @@
 //! with a user image (e.g. the original workflow's CentOS 6 image).
 
 use std::{
+    ffi::OsString,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
 };
 
-use crate::{Engine, SandboxError};
+use crate::{
+    exec::{run_streaming, KillMode, LogFile},
+    io_err, mounted_runner, outcome, Engine, Inputs, SandboxError, TestOptions, TestOutcome,
+    WorkDir,
+};
 
 /// What goes into the `run` command line.
 #[derive(Clone, Debug)]
@@ -33,49 +38,54 @@ pub struct ContainerSpec {
     /// `-e` variables, in order.
     pub env: Vec<(String, String)>,
     /// The runner script (`bash -c`).
-    pub runner: String,
+    pub runner: OsString,
 }
 
-fn vol(host: &Path, inside: &str, ro: bool) -> String {
-    format!(
-        "{}:{}{}",
-        host.display(),
-        inside,
-        if ro { ":ro" } else { "" }
-    )
+fn vol(host: &Path, inside: &Path, ro: bool) -> OsString {
+    let mut v = OsString::from(host);
+    v.push(":");
+    v.push(inside);
+    if ro {
+        v.push(":ro");
+    }
+    v
 }
 
-/// The exact argv of the container run.
-pub fn container_command(spec: &ContainerSpec) -> Vec<String> {
-    let mut v: Vec<String> = vec![
+/// The exact argv of the container run (paths byte for byte, UTF-8 or not).
+pub fn container_command(spec: &ContainerSpec) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec![
         spec.engine.program().into(),
         "run".into(),
         "--rm".into(),
         "--name".into(),
-        spec.name.clone(),
+        spec.name.clone().into(),
         "--network".into(),
         "none".into(),
         "-v".into(),
-        vol(&spec.project_dir, "/tmp/project", true),
+        vol(&spec.project_dir, Path::new("/tmp/project"), true),
     ];
     if let Some(env_file) = &spec.environment_file {
         v.push("-v".into());
-        v.push(vol(env_file, "/tmp/environment.yml", true));
+        v.push(vol(env_file, Path::new("/tmp/environment.yml"), true));
     }
     v.push("-v".into());
-    v.push(vol(&spec.script, "/tmp/run-test.sh", true));
+    v.push(vol(&spec.script, Path::new("/tmp/run-test.sh"), true));
     v.push("-v".into());
-    v.push(vol(&spec.archive, &spec.archive_in.to_string_lossy(), true));
+    v.push(vol(&spec.archive, &spec.archive_in, true));
     v.push("-v".into());
-    v.push(vol(&spec.state_dir, "/tmp/.envship/state", false));
+    v.push(vol(
+        &spec.state_dir,
+        Path::new("/tmp/.envship/state"),
+        false,
+    ));
     for (k, val) in &spec.env {
         v.push("-e".into());
-        v.push(format!("{k}={val}"));
+        v.push(format!("{k}={val}").into());
     }
     // The original workflow's images have an entrypoint that builds the env: bypass it.
     v.push("--entrypoint".into());
     v.push("/bin/bash".into());
-    v.push(spec.image.clone());
+    v.push(spec.image.clone().into());
     v.push("-c".into());
     v.push(spec.runner.clone());
     v
@@ -124,6 +134,81 @@ pub fn engine_available(engine: Engine) -> Result<(), SandboxError> {
     }
 }
 
+/// The test in a `docker run` / `podman run` of `image`.
+pub(crate) fn run(
+    opts: &TestOptions,
+    inputs: &Inputs,
+    engine: Engine,
+    image: &str,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<TestOutcome, SandboxError> {
+    engine_available(engine)?;
+    let work = WorkDir::new()?;
+    let state_dir = work.path().join("state");
+    fs_err::create_dir_all(&state_dir).map_err(io_err("create", &state_dir))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The container's user may not be us.
+        let _ = std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o777));
+    }
+    let (runner, archive_in, _) = mounted_runner(opts, inputs);
+    let mut env = vec![
+        (
+            "ENVIRONMENT_NAME".to_string(),
+            opts.environment_name.clone(),
+        ),
+        ("HOME".to_string(), "/tmp/home".to_string()),
+    ];
+    env.extend(opts.extra_env.iter().cloned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!("envship-test-{}-{nanos}", std::process::id());
+    let spec = ContainerSpec {
+        engine,
+        image: image.to_string(),
+        name: name.clone(),
+        project_dir: inputs.project.clone(),
+        environment_file: inputs.environment_file.clone(),
+        script: inputs.script.clone(),
+        archive: inputs.archive.clone(),
+        archive_in,
+        state_dir: state_dir.clone(),
+        env,
+        runner: {
+            let mut r = OsString::from("mkdir -p \"$HOME\"\n");
+            r.push(runner);
+            r
+        },
+    };
+    let argv = container_command(&spec);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    let mut log = LogFile::create(&opts.log_path)?;
+    let kill = KillMode::Container {
+        engine: engine.program().into(),
+        name,
+    };
+    let result =
+        run_streaming(cmd, &kill, opts.timeout, log.writer(), on_line)?.map_err(|source| {
+            SandboxError::Spawn {
+                program: engine.program().into(),
+                source,
+            }
+        })?;
+    log.persist()?;
+    Ok(outcome(
+        &opts.log_path,
+        &opts.script,
+        result,
+        &state_dir.join("step"),
+        opts.dest_prefix.clone(),
+        format!("container {} {image}", engine.program()),
+        None,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,7 +231,11 @@ mod tests {
             ],
             runner: "echo runner".into(),
         };
-        insta::assert_json_snapshot!(container_command(&spec));
+        let argv: Vec<String> = container_command(&spec)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        insta::assert_json_snapshot!(argv);
         let podman = ContainerSpec {
             engine: Engine::Podman,
             environment_file: None,
@@ -154,6 +243,8 @@ mod tests {
         };
         let cmd = container_command(&podman);
         assert_eq!(cmd[0], "podman");
-        assert!(!cmd.iter().any(|a| a.contains("environment.yml")));
+        assert!(!cmd
+            .iter()
+            .any(|a| a.to_string_lossy().contains("environment.yml")));
     }
 }

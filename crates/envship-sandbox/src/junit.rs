@@ -100,14 +100,19 @@ fn tail(log: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// XML text/attribute escaping; terminal escape sequences (colours from test tools) and
-/// characters XML 1.0 forbids are dropped.
+/// XML text/attribute escaping (quick-xml's), after dropping what a log may hold that XML
+/// cannot: terminal escape sequences (colours from test tools) and the characters XML 1.0
+/// forbids.
 fn esc(s: &str) -> String {
+    quick_xml::escape::escape(xml_chars(s)).into_owned()
+}
+
+/// `s` without CSI sequences (`ESC [ parameters final-byte`) and characters outside XML 1.0.
+fn xml_chars(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\x1b' {
-            // CSI: ESC [ parameters final-byte (@ to ~).
             if chars.peek() == Some(&'[') {
                 chars.next();
                 for c in chars.by_ref() {
@@ -118,15 +123,11 @@ fn esc(s: &str) -> String {
             }
             continue;
         }
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
+        let forbidden = ((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+            || c == '\u{fffe}'
+            || c == '\u{ffff}';
+        if !forbidden {
+            out.push(c);
         }
     }
     out

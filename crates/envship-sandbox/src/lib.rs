@@ -15,6 +15,17 @@
 //! `/tmp/project` (read-only, the cwd), environment file at `/tmp/environment.yml`, script at
 //! `/tmp/run-test.sh`, `ENVIRONMENT_NAME` set. The script's exit code decides; a failing script is
 //! a [`TestOutcome`], not an error.
+//!
+//! [`run_installed_test`] runs a test script against an environment that is already unpacked
+//! and relocated where it is used (`deploy --test`), on the host, through the same runner: the
+//! tree has one test runner.
+//!
+//! **Owns**: the runner script (`runner`), each backend in its module
+//! (`namespace`, `container`, `unisolated`), process handling (streamed output, log, timeout
+//! that kills the whole tree), production root filesystems and JUnit reports.
+//!
+//! **Must not know**: how an archive is made or relocated (envship-pack's), where a deploy puts
+//! versions or how it switches them (envship-deploy's), or the CLI; it never prints.
 
 mod container;
 mod error;
@@ -25,12 +36,12 @@ mod namespace;
 mod options;
 mod rootfs;
 mod runner;
+mod unisolated;
 
 use std::{
     ffi::OsString,
     os::unix::process::ExitStatusExt,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 pub use container::{container_command, engine_available, ContainerSpec};
@@ -42,16 +53,14 @@ pub use namespace::namespaces_available;
 pub use options::{Engine, Isolation, RootfsSource, Step, TestOptions, TestOutcome};
 pub use rootfs::{default_cache_dir, prepare_rootfs, unpack_image_cached};
 pub use runner::ArchiveFormat;
-
-use exec::{run_streaming, KillMode, LogFile};
-use runner::{runner_script, RunnerPaths};
+pub use unisolated::{run_installed_test, InstalledTest};
 
 /// Host directories bound read-only into the namespace sandbox (when they exist).
-const HOST_DIRS: &[&str] = &[
+pub(crate) const HOST_DIRS: &[&str] = &[
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
 ];
 /// Top-level directories of a rootfs that the sandbox provides itself.
-const ROOTFS_SKIP: &[&str] = &[
+pub(crate) const ROOTFS_SKIP: &[&str] = &[
     "proc",
     "dev",
     "sys",
@@ -70,9 +79,9 @@ const DEST_FORBIDDEN: &[&str] = &[
 ];
 
 /// Inside the sandbox: where the runner's state and the archive live.
-const ENVSHIP_DIR: &str = "/tmp/.envship";
+pub(crate) const ENVSHIP_DIR: &str = "/tmp/.envship";
 /// `HOME` inside the namespace sandbox: a fresh empty directory.
-const SANDBOX_HOME: &str = "/home/envship";
+pub(crate) const SANDBOX_HOME: &str = "/home/envship";
 
 /// Runs the test; output lines go to `progress.message("test", line)`.
 pub fn run_test(opts: &TestOptions, progress: &dyn Progress) -> Result<TestOutcome, SandboxError> {
@@ -88,55 +97,74 @@ pub fn run_test_streaming(
 ) -> Result<TestOutcome, SandboxError> {
     let inputs = validate(opts)?;
     match &opts.isolation {
-        Isolation::Namespace => run_namespace(opts, &inputs, progress, on_line),
+        Isolation::Namespace => namespace::run(opts, &inputs, progress, on_line),
         Isolation::Container { engine, image } => {
-            run_container(opts, &inputs, *engine, image, on_line)
+            container::run(opts, &inputs, *engine, image, on_line)
         }
-        Isolation::None => run_unisolated(opts, &inputs, on_line),
+        Isolation::None => unisolated::run(opts, &inputs, on_line),
     }
 }
 
 /// Inputs after validation: absolute, existing paths.
-struct Inputs {
-    archive: PathBuf,
-    format: ArchiveFormat,
-    script: PathBuf,
-    project: PathBuf,
-    environment_file: Option<PathBuf>,
+pub(crate) struct Inputs {
+    pub(crate) archive: PathBuf,
+    pub(crate) format: ArchiveFormat,
+    pub(crate) script: PathBuf,
+    pub(crate) project: PathBuf,
+    pub(crate) environment_file: Option<PathBuf>,
 }
 
-fn absolute(p: &Path) -> PathBuf {
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Everything that can be checked before anything runs.
-fn validate(opts: &TestOptions) -> Result<Inputs, SandboxError> {
-    match std::fs::metadata(&opts.script) {
+/// The test script is a readable regular file.
+pub(crate) fn check_script(script: &Path) -> Result<(), SandboxError> {
+    match std::fs::metadata(script) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SandboxError::MissingScript {
-                path: opts.script.clone(),
+                path: script.to_path_buf(),
             })
         }
         Err(source) => {
             return Err(SandboxError::UnreadableScript {
-                path: opts.script.clone(),
+                path: script.to_path_buf(),
                 source,
             })
         }
         Ok(m) if !m.is_file() => {
             return Err(SandboxError::UnreadableScript {
-                path: opts.script.clone(),
+                path: script.to_path_buf(),
                 source: std::io::Error::other("not a regular file"),
             })
         }
         Ok(_) => {}
     }
-    if let Err(source) = std::fs::File::open(&opts.script) {
-        return Err(SandboxError::UnreadableScript {
-            path: opts.script.clone(),
+    std::fs::File::open(script)
+        .map(drop)
+        .map_err(|source| SandboxError::UnreadableScript {
+            path: script.to_path_buf(),
             source,
-        });
+        })
+}
+
+/// `path` (the `what` of the run) is an existing directory.
+pub(crate) fn require_dir(what: &'static str, path: &Path) -> Result<(), SandboxError> {
+    let missing = |source| SandboxError::MissingInput {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(missing(std::io::Error::other("not a directory"))),
+        Err(source) => Err(missing(source)),
     }
+}
+
+/// Everything that can be checked before anything runs.
+fn validate(opts: &TestOptions) -> Result<Inputs, SandboxError> {
+    check_script(&opts.script)?;
     let archive_meta =
         std::fs::metadata(&opts.archive).map_err(|source| SandboxError::MissingInput {
             what: "archive",
@@ -151,23 +179,7 @@ fn validate(opts: &TestOptions) -> Result<Inputs, SandboxError> {
         })?;
     }
     let format = ArchiveFormat::detect(&opts.archive)?;
-    match std::fs::metadata(&opts.project_dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(SandboxError::MissingInput {
-                what: "project directory",
-                path: opts.project_dir.clone(),
-                source: std::io::Error::other("not a directory"),
-            })
-        }
-        Err(source) => {
-            return Err(SandboxError::MissingInput {
-                what: "project directory",
-                path: opts.project_dir.clone(),
-                source,
-            })
-        }
-    }
+    require_dir("project directory", &opts.project_dir)?;
     if let Some(env) = &opts.environment_file {
         std::fs::File::open(env).map_err(|source| SandboxError::MissingInput {
             what: "environment file",
@@ -211,15 +223,38 @@ fn validate(opts: &TestOptions) -> Result<Inputs, SandboxError> {
     })
 }
 
-fn top_component(p: &Path) -> Option<String> {
+pub(crate) fn top_component(p: &Path) -> Option<String> {
     p.components().find_map(|c| match c {
         std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
         _ => None,
     })
 }
 
+/// The runner script for the sandboxes that mount their inputs at the fixed paths (namespace,
+/// container): the archive under `/tmp/.envship`, the project at `/tmp/project`, the script at
+/// `/tmp/run-test.sh`. Returns it with where the archive and the step marker are inside.
+pub(crate) fn mounted_runner(opts: &TestOptions, inputs: &Inputs) -> (OsString, PathBuf, PathBuf) {
+    let archive_in = Path::new(ENVSHIP_DIR).join(archive_name(&inputs.archive));
+    let state_in = Path::new(ENVSHIP_DIR).join("state/step");
+    let script = runner::runner_script(&runner::RunnerPaths {
+        install: runner::Install::Unpack {
+            archive: &archive_in,
+            format: inputs.format,
+        },
+        dest: &opts.dest_prefix,
+        project: Path::new("/tmp/project"),
+        script: Path::new("/tmp/run-test.sh"),
+        state_file: Some(&state_in),
+    });
+    (script, archive_in, state_in)
+}
+
 /// The environment the script sees: the host's LANG, LC_*, TERM, TZ, then ours.
-fn sandbox_env(opts: &TestOptions, home: &Path) -> Vec<(OsString, OsString)> {
+pub(crate) fn sandbox_env(
+    environment_name: &str,
+    extra_env: &[(String, String)],
+    home: &Path,
+) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
         .filter(|(k, _)| {
             let k = k.to_string_lossy();
@@ -229,24 +264,21 @@ fn sandbox_env(opts: &TestOptions, home: &Path) -> Vec<(OsString, OsString)> {
     env.sort();
     env.push(("PATH".into(), "/usr/bin:/bin".into()));
     env.push(("HOME".into(), home.into()));
-    env.push((
-        "ENVIRONMENT_NAME".into(),
-        opts.environment_name.clone().into(),
-    ));
-    for (k, v) in &opts.extra_env {
+    env.push(("ENVIRONMENT_NAME".into(), environment_name.into()));
+    for (k, v) in extra_env {
         env.push((k.into(), v.into()));
     }
     env
 }
 
-fn archive_name(archive: &Path) -> String {
+pub(crate) fn archive_name(archive: &Path) -> String {
     archive
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "archive".into())
 }
 
-fn io_err<'a>(
+pub(crate) fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> SandboxError + 'a {
@@ -254,17 +286,17 @@ fn io_err<'a>(
 }
 
 /// A temp dir removed on drop even when the sandbox left read-only directories in it.
-struct WorkDir(Option<tempfile::TempDir>);
+pub(crate) struct WorkDir(Option<tempfile::TempDir>);
 
 impl WorkDir {
-    fn new() -> Result<Self, SandboxError> {
+    pub(crate) fn new() -> Result<Self, SandboxError> {
         let tmp = tempfile::Builder::new()
             .prefix("envship-test-")
             .tempdir()
             .map_err(io_err("create a temp dir in", &std::env::temp_dir()))?;
         Ok(Self(Some(tmp)))
     }
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.0
             .as_ref()
             .map_or(Path::new("/nonexistent"), |t| t.path())
@@ -286,8 +318,10 @@ fn read_step(state_file: &Path) -> Option<Step> {
         .and_then(|s| Step::from_marker(&s))
 }
 
-fn outcome(
-    opts: &TestOptions,
+/// The outcome of a finished run of `script`, whose log is at `log_path`.
+pub(crate) fn outcome(
+    log_path: &Path,
+    script: &Path,
     result: exec::RunResult,
     state_file: &Path,
     dest: PathBuf,
@@ -304,309 +338,10 @@ fn outcome(
         timed_out: result.timed_out,
         failed_step: if passed { None } else { read_step(state_file) },
         duration: result.duration,
-        log_path: opts.log_path.clone(),
-        script: opts.script.clone(),
+        log_path: log_path.to_path_buf(),
+        script: script.to_path_buf(),
         dest_prefix: dest,
         isolation,
         rootfs_glibc,
     }
-}
-
-fn run_namespace(
-    opts: &TestOptions,
-    inputs: &Inputs,
-    progress: &dyn Progress,
-    on_line: &mut dyn FnMut(&str),
-) -> Result<TestOutcome, SandboxError> {
-    let (userland, rootfs_glibc, isolation) = match &opts.rootfs {
-        Some(src) => {
-            let dir = prepare_rootfs(src, opts.rootfs_cache_dir.as_deref(), progress)?;
-            let glibc = rootfs_glibc(&dir);
-            let desc = format!("namespace over rootfs {}", src.path().display());
-            (dir, glibc, desc)
-        }
-        None => (PathBuf::from("/"), None, "namespace".to_string()),
-    };
-    let work = WorkDir::new()?;
-    let root = work.path().join("root");
-    let inside = |p: &str| root.join(p.trim_start_matches('/'));
-    let mkdir = |p: &Path, mode: u32| -> Result<(), SandboxError> {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(p)
-            .map_err(io_err("create", p))?;
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-            .map_err(io_err("chmod", p))
-    };
-    let touch = |p: &Path| -> Result<(), SandboxError> {
-        std::fs::File::create(p)
-            .map(drop)
-            .map_err(io_err("create", p))
-    };
-    mkdir(&root, 0o755)?;
-    for d in ["proc", "dev"] {
-        mkdir(&inside(d), 0o755)?;
-    }
-    mkdir(&inside("tmp"), 0o1777)?;
-    mkdir(&inside(SANDBOX_HOME), 0o755)?;
-    mkdir(&inside("tmp/project"), 0o755)?;
-    mkdir(&inside("tmp/.envship/state"), 0o755)?;
-    let dest_top = top_component(&opts.dest_prefix).unwrap_or_default();
-    let mut plan = namespace::MountPlan::new(&root)?;
-
-    // The userland: each top-level directory bound read-only, symlinks (/bin -> usr/bin)
-    // recreated as they are.
-    let names: Vec<String> = if opts.rootfs.is_some() {
-        let rd = std::fs::read_dir(&userland).map_err(io_err("read", &userland))?;
-        let mut v: Vec<String> = rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !ROOTFS_SKIP.contains(&n.as_str()))
-            .collect();
-        v.sort();
-        v
-    } else {
-        HOST_DIRS.iter().map(|s| s.to_string()).collect()
-    };
-    for name in names {
-        let host = userland.join(&name);
-        let Ok(meta) = std::fs::symlink_metadata(&host) else {
-            continue;
-        };
-        if name == dest_top {
-            tracing::warn!(
-                "/{name} of the root filesystem is not mounted: the destination prefix {} is in it",
-                opts.dest_prefix.display()
-            );
-            continue;
-        }
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&host).map_err(io_err("read link", &host))?;
-            let link = inside(&name);
-            std::os::unix::fs::symlink(&target, &link).map_err(io_err("create symlink", &link))?;
-        } else if meta.is_dir() {
-            mkdir(&inside(&name), 0o755)?;
-            plan.bind_ro(&host, &Path::new("/").join(&name))?;
-        }
-    }
-    mkdir(&inside(&opts.dest_prefix.to_string_lossy()), 0o755)?;
-    plan.proc_and_dev()?;
-    plan.bind_ro(&inputs.project, Path::new("/tmp/project"))?;
-    if let Some(env) = &inputs.environment_file {
-        touch(&inside("tmp/environment.yml"))?;
-        plan.bind_ro(env, Path::new("/tmp/environment.yml"))?;
-    }
-    touch(&inside("tmp/run-test.sh"))?;
-    plan.bind_ro(&inputs.script, Path::new("/tmp/run-test.sh"))?;
-    let archive_in = Path::new(ENVSHIP_DIR).join(archive_name(&inputs.archive));
-    if inputs.format == ArchiveFormat::Dir {
-        mkdir(&inside(&archive_in.to_string_lossy()), 0o755)?;
-    } else {
-        touch(&inside(&archive_in.to_string_lossy()))?;
-    }
-    plan.bind_ro(&inputs.archive, &archive_in)?;
-
-    let state_in = Path::new(ENVSHIP_DIR).join("state/step");
-    let script = runner_script(&RunnerPaths {
-        archive: &archive_in,
-        format: inputs.format,
-        dest: &opts.dest_prefix,
-        project: Path::new("/tmp/project"),
-        script: Path::new("/tmp/run-test.sh"),
-        state_file: Some(&state_in),
-    });
-    let descs = plan.describe_ops();
-    let (mut cmd, diag) = plan.command("/bin/bash", &["-c".to_string(), script])?;
-    cmd.env_clear()
-        .envs(sandbox_env(opts, Path::new(SANDBOX_HOME)));
-
-    let mut log = LogFile::create(&opts.log_path)?;
-    // No progress bar for the run itself: the streamed output is the progress.
-    let ran = run_streaming(cmd, &KillMode::Child, opts.timeout, log.writer(), on_line)?;
-    let result = match ran {
-        Ok(r) => r,
-        Err(e) => {
-            let report = namespace::read_all(diag);
-            if let Some(err) = namespace::diagnose(&report, &descs) {
-                return Err(err);
-            }
-            return Err(SandboxError::Spawn {
-                program: "/bin/bash in the sandbox".into(),
-                source: e,
-            });
-        }
-    };
-    drop(diag);
-    log.persist()?;
-    let state_file = inside(&state_in.to_string_lossy());
-    Ok(outcome(
-        opts,
-        result,
-        &state_file,
-        opts.dest_prefix.clone(),
-        isolation,
-        rootfs_glibc,
-    ))
-}
-
-fn run_container(
-    opts: &TestOptions,
-    inputs: &Inputs,
-    engine: Engine,
-    image: &str,
-    on_line: &mut dyn FnMut(&str),
-) -> Result<TestOutcome, SandboxError> {
-    engine_available(engine)?;
-    let work = WorkDir::new()?;
-    let state_dir = work.path().join("state");
-    fs_err::create_dir_all(&state_dir).map_err(io_err("create", &state_dir))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // The container's user may not be us.
-        let _ = std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o777));
-    }
-    let archive_in = Path::new(ENVSHIP_DIR).join(archive_name(&inputs.archive));
-    let state_in = Path::new(ENVSHIP_DIR).join("state/step");
-    let runner = runner_script(&RunnerPaths {
-        archive: &archive_in,
-        format: inputs.format,
-        dest: &opts.dest_prefix,
-        project: Path::new("/tmp/project"),
-        script: Path::new("/tmp/run-test.sh"),
-        state_file: Some(&state_in),
-    });
-    let mut env = vec![
-        (
-            "ENVIRONMENT_NAME".to_string(),
-            opts.environment_name.clone(),
-        ),
-        ("HOME".to_string(), "/tmp/home".to_string()),
-    ];
-    env.extend(opts.extra_env.iter().cloned());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let name = format!("envship-test-{}-{nanos}", std::process::id());
-    let spec = ContainerSpec {
-        engine,
-        image: image.to_string(),
-        name: name.clone(),
-        project_dir: inputs.project.clone(),
-        environment_file: inputs.environment_file.clone(),
-        script: inputs.script.clone(),
-        archive: inputs.archive.clone(),
-        archive_in,
-        state_dir: state_dir.clone(),
-        env,
-        runner: format!("mkdir -p \"$HOME\"\n{runner}"),
-    };
-    let argv = container_command(&spec);
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]);
-    let mut log = LogFile::create(&opts.log_path)?;
-    let kill = KillMode::Container {
-        engine: engine.program().into(),
-        name,
-    };
-    let result =
-        run_streaming(cmd, &kill, opts.timeout, log.writer(), on_line)?.map_err(|source| {
-            SandboxError::Spawn {
-                program: engine.program().into(),
-                source,
-            }
-        })?;
-    log.persist()?;
-    Ok(outcome(
-        opts,
-        result,
-        &state_dir.join("step"),
-        opts.dest_prefix.clone(),
-        format!("container {} {image}", engine.program()),
-        None,
-    ))
-}
-
-/// Where an unisolated run unpacks: the destination prefix when it can be created there (and
-/// removed afterwards), else a temp dir.
-fn unisolated_dest(dest: &Path, work: &Path) -> (PathBuf, bool) {
-    if !dest.exists() {
-        if let Some(parent) = dest.parent() {
-            if std::fs::create_dir_all(parent).is_ok() && std::fs::create_dir(dest).is_ok() {
-                return (dest.to_path_buf(), true);
-            }
-        }
-    }
-    (work.join("dest"), false)
-}
-
-fn run_unisolated(
-    opts: &TestOptions,
-    inputs: &Inputs,
-    on_line: &mut dyn FnMut(&str),
-) -> Result<TestOutcome, SandboxError> {
-    let work = WorkDir::new()?;
-    let (dest, created) = unisolated_dest(&opts.dest_prefix, work.path());
-    let warning = if created {
-        format!(
-            "envship: warning: --isolation none: nothing is isolated (network, file system, processes); unpacking at {}",
-            dest.display()
-        )
-    } else {
-        format!(
-            "envship: warning: --isolation none: nothing is isolated; {} is not writable, unpacking at {} instead",
-            opts.dest_prefix.display(),
-            dest.display()
-        )
-    };
-    tracing::warn!("{}", warning.trim_start_matches("envship: warning: "));
-    on_line(&warning);
-    let home = work.path().join("home");
-    let state = work.path().join("state");
-    for d in [&home, &state] {
-        fs_err::create_dir_all(d).map_err(io_err("create", d))?;
-    }
-    let state_file = state.join("step");
-    let runner = runner_script(&RunnerPaths {
-        archive: &inputs.archive,
-        format: inputs.format,
-        dest: &dest,
-        project: &inputs.project,
-        script: &inputs.script,
-        state_file: Some(&state_file),
-    });
-    let mut cmd = Command::new("/bin/bash");
-    cmd.arg("-c").arg(runner);
-    cmd.env_clear().envs(sandbox_env(opts, &home));
-    if let Some(env) = &inputs.environment_file {
-        cmd.env("ENVSHIP_ENVIRONMENT_FILE", env);
-    }
-    let mut log = LogFile::create(&opts.log_path)?;
-    let _ = std::io::Write::write_all(log.writer(), format!("{warning}\n").as_bytes());
-    let ran = run_streaming(
-        cmd,
-        &KillMode::ProcessGroup,
-        opts.timeout,
-        log.writer(),
-        on_line,
-    );
-    if created {
-        rootfs::make_tree_writable(&dest);
-        let _ = std::fs::remove_dir_all(&dest);
-    }
-    let result = ran?.map_err(|source| SandboxError::Spawn {
-        program: "/bin/bash".into(),
-        source,
-    })?;
-    log.persist()?;
-    Ok(outcome(
-        opts,
-        result,
-        &state_file,
-        dest,
-        "none".into(),
-        None,
-    ))
 }

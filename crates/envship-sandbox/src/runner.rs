@@ -3,7 +3,11 @@
 //! test script from the project directory. The same script serves every isolation mode; only the
 //! paths differ.
 
-use std::path::Path;
+use std::{
+    ffi::{OsStr, OsString},
+    os::unix::ffi::OsStringExt,
+    path::Path,
+};
 
 use crate::SandboxError;
 
@@ -47,11 +51,22 @@ impl ArchiveFormat {
     }
 }
 
+/// How the environment gets to its prefix before it is activated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Install<'a> {
+    /// Unpack this archive at the prefix, then run its `conda-unpack`, as a user does.
+    Unpack {
+        archive: &'a Path,
+        format: ArchiveFormat,
+    },
+    /// Already unpacked and relocated there (`deploy --test`): nothing to do but activate.
+    Installed,
+}
+
 /// Paths as the runner sees them (inside the sandbox).
 #[derive(Clone, Debug)]
 pub(crate) struct RunnerPaths<'a> {
-    pub archive: &'a Path,
-    pub format: ArchiveFormat,
+    pub install: Install<'a>,
     pub dest: &'a Path,
     pub project: &'a Path,
     pub script: &'a Path,
@@ -59,78 +74,99 @@ pub(crate) struct RunnerPaths<'a> {
     pub state_file: Option<&'a Path>,
 }
 
-/// Single-quote for POSIX shells.
-pub(crate) fn quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b))
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
+/// Quote for POSIX shells, byte for byte: a path that is not UTF-8 stays the path it was.
+pub(crate) fn quote(s: &OsStr) -> Vec<u8> {
+    shell_quote::Sh::quote_vec(s)
 }
 
-fn q(p: &Path) -> String {
-    quote(&p.to_string_lossy())
-}
+/// Shell variables holding the runner's paths. Every path enters the script once, quoted byte
+/// for byte, and is used as `"$VAR"` after that, so messages show the path as it is. The
+/// names are prefixed so that an activation script does not clobber them.
+const ARCHIVE_VAR: &str = "__envship_archive";
+const DEST_VAR: &str = "__envship_dest";
+const PROJECT_VAR: &str = "__envship_project";
+const SCRIPT_VAR: &str = "__envship_script";
+const STATE_VAR: &str = "__envship_state";
 
-/// The runner script for `bash -c`.
-pub(crate) fn runner_script(p: &RunnerPaths<'_>) -> String {
-    let archive = q(p.archive);
-    let dest = q(p.dest);
-    let activate = q(&p.dest.join("bin/activate"));
-    let conda_unpack = q(&p.dest.join("bin/conda-unpack"));
-    let mut s = String::new();
-    s.push_str("set -o pipefail\n");
-    match p.state_file {
-        Some(f) => s.push_str(&format!("step() {{ printf '%s\\n' \"$1\" > {}; }}\n", q(f))),
-        None => s.push_str("step() { :; }\n"),
-    }
-    s.push_str("fail() { rc=$1; shift; echo \"envship: $* (exit $rc)\" >&2; exit \"$rc\"; }\n");
-    s.push_str("step unpack\n");
-    s.push_str(&format!(
-        "echo \"envship: unpacking {archive} at {dest}\"\n"
-    ));
-    s.push_str(&format!(
-        "mkdir -p {dest} || fail $? \"cannot create {dest}\"\n"
-    ));
-    let unpack = match p.format {
-        ArchiveFormat::Tar => format!("tar --no-same-owner -xf {archive} -C {dest}"),
+/// The command that puts the archive at the prefix (both in the runner's variables).
+fn unpack_command(format: ArchiveFormat) -> String {
+    let (a, d) = (ARCHIVE_VAR, DEST_VAR);
+    match format {
+        ArchiveFormat::Tar => format!("tar --no-same-owner -xf \"${a}\" -C \"${d}\""),
         ArchiveFormat::TarZst => format!(
-            "if command -v zstd >/dev/null 2>&1; then zstd -dc {archive} | tar --no-same-owner -xf - -C {dest}; \
+            "if command -v zstd >/dev/null 2>&1; then zstd -dc \"${a}\" | tar --no-same-owner -xf - -C \"${d}\"; \
              else echo 'envship: no zstd in this userland to unpack a .tar.zst (pack as tar.gz for it)' >&2; false; fi"
         ),
         ArchiveFormat::Zip => format!(
-            "if command -v unzip >/dev/null 2>&1; then unzip -q {archive} -d {dest}; \
-             elif command -v python3 >/dev/null 2>&1; then python3 -c {py} {archive} {dest}; \
+            "if command -v unzip >/dev/null 2>&1; then unzip -q \"${a}\" -d \"${d}\"; \
+             elif command -v python3 >/dev/null 2>&1; then python3 -c {py} \"${a}\" \"${d}\"; \
              else echo 'envship: neither unzip nor python3 in this userland to unpack a .zip' >&2; false; fi",
-            py = quote(ZIP_PY)
+            py = String::from_utf8_lossy(&quote(OsStr::new(ZIP_PY)))
         ),
-        ArchiveFormat::Dir => format!("cp -a {archive}/. {dest}/"),
+        ArchiveFormat::Dir => format!("cp -a \"${a}\"/. \"${d}\"/"),
+    }
+}
+
+/// The runner script for `bash -c`.
+pub(crate) fn runner_script(p: &RunnerPaths<'_>) -> OsString {
+    let mut script: Vec<u8> = b"set -o pipefail\n".to_vec();
+    let mut set = |name: &str, path: &Path| {
+        script.extend_from_slice(name.as_bytes());
+        script.push(b'=');
+        script.extend(quote(path.as_os_str()));
+        script.push(b'\n');
     };
-    s.push_str(&format!(
-        "{unpack} || fail $? \"unpacking {archive} failed\"\n"
-    ));
+    if let Install::Unpack { archive, .. } = p.install {
+        set(ARCHIVE_VAR, archive);
+    }
+    set(DEST_VAR, p.dest);
+    set(PROJECT_VAR, p.project);
+    set(SCRIPT_VAR, p.script);
+    if let Some(f) = p.state_file {
+        set(STATE_VAR, f);
+    }
+    let (a, d) = (ARCHIVE_VAR, DEST_VAR);
+    let mut s = String::new();
+    match p.state_file {
+        Some(_) => s.push_str(&format!(
+            "step() {{ printf '%s\\n' \"$1\" > \"${STATE_VAR}\"; }}\n"
+        )),
+        None => s.push_str("step() { :; }\n"),
+    }
+    s.push_str("fail() { rc=$1; shift; echo \"envship: $* (exit $rc)\" >&2; exit \"$rc\"; }\n");
+    if let Install::Unpack { format, .. } = p.install {
+        s.push_str("step unpack\n");
+        s.push_str(&format!("echo \"envship: unpacking ${a} at ${d}\"\n"));
+        s.push_str(&format!(
+            "mkdir -p \"${d}\" || fail $? \"cannot create ${d}\"\n"
+        ));
+        s.push_str(&format!(
+            "{} || fail $? \"unpacking ${a} failed\"\n",
+            unpack_command(format)
+        ));
+    }
     s.push_str("step activate\n");
     s.push_str(&format!(
-        "[ -f {activate} ] || fail 1 \"{activate} not found: not a conda-pack compatible archive\"\n"
+        "[ -f \"${d}/bin/activate\" ] || fail 1 \"${d}/bin/activate not found: not a conda-pack compatible archive\"\n"
     ));
     s.push_str(&format!(
-        ". {activate} || fail $? \"sourcing {activate} failed\"\n"
+        ". \"${d}/bin/activate\" || fail $? \"sourcing ${d}/bin/activate failed\"\n"
     ));
-    s.push_str("step conda-unpack\n");
-    s.push_str(&format!(
-        "if [ -e {conda_unpack} ]; then {conda_unpack} || fail $? \"conda-unpack failed\"; \
-         else echo \"envship: no bin/conda-unpack in the archive (prefix baked in at pack time)\"; fi\n"
-    ));
+    if let Install::Unpack { .. } = p.install {
+        s.push_str("step conda-unpack\n");
+        s.push_str(&format!(
+            "if [ -e \"${d}/bin/conda-unpack\" ]; then \"${d}/bin/conda-unpack\" || fail $? \"conda-unpack failed\"; \
+             else echo \"envship: no bin/conda-unpack in the archive (prefix baked in at pack time)\"; fi\n"
+        ));
+    }
     s.push_str("step script\n");
     s.push_str(&format!(
-        "cd {} || fail $? \"cannot enter the project directory\"\n",
-        q(p.project)
+        "cd \"${PROJECT_VAR}\" || fail $? \"cannot enter the project directory\"\n"
     ));
-    s.push_str(&format!("echo \"envship: running bash {}\"\n", q(p.script)));
-    s.push_str(&format!("bash {}\n", q(p.script)));
-    s
+    s.push_str(&format!("echo \"envship: running bash ${SCRIPT_VAR}\"\n"));
+    s.push_str(&format!("bash \"${SCRIPT_VAR}\"\n"));
+    script.extend_from_slice(s.as_bytes());
+    OsString::from_vec(script)
 }
 
 /// Unzip keeping the Unix permission bits (python's `zipfile -e` drops them).
@@ -145,14 +181,36 @@ for i in z.infolist():
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
     use super::*;
 
     #[test]
     fn quoting() {
-        assert_eq!(quote("/opt/envship/x"), "/opt/envship/x");
-        assert_eq!(quote("a b"), "'a b'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
-        assert_eq!(quote(""), "''");
+        let q = |s: &str| String::from_utf8(quote(OsStr::new(s))).expect("utf-8");
+        assert_eq!(q("/opt/envship/x"), "/opt/envship/x");
+        assert_eq!(q("a b"), "a' b'");
+        assert_eq!(q(""), "''");
+    }
+
+    /// What bash makes of a quoted word is the original bytes, UTF-8 or not.
+    #[test]
+    fn quoted_bytes_survive_bash() {
+        for raw in [
+            &b"/opt/it's a \"path\" $HOME `x`"[..],
+            b"/opt/latin1-\xe9t\xe9/env",
+            b"/opt/tab\tand\nnewline",
+        ] {
+            let mut script = b"printf %s ".to_vec();
+            script.extend(quote(OsStr::from_bytes(raw)));
+            let out = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(OsString::from_vec(script))
+                .output()
+                .expect("bash");
+            assert!(out.status.success());
+            assert_eq!(out.stdout, raw);
+        }
     }
 
     #[test]
@@ -168,13 +226,27 @@ mod tests {
     #[test]
     fn script_snapshot() {
         let s = runner_script(&RunnerPaths {
-            archive: Path::new("/tmp/.envship/env.tar.gz"),
-            format: ArchiveFormat::Tar,
+            install: Install::Unpack {
+                archive: Path::new("/tmp/.envship/env.tar.gz"),
+                format: ArchiveFormat::Tar,
+            },
             dest: Path::new("/opt/envship/my env"),
             project: Path::new("/tmp/project"),
             script: Path::new("/tmp/run-test.sh"),
             state_file: Some(Path::new("/tmp/.envship/state/step")),
         });
-        insta::assert_snapshot!(s);
+        insta::assert_snapshot!(s.to_string_lossy());
+    }
+
+    #[test]
+    fn installed_script_snapshot() {
+        let s = runner_script(&RunnerPaths {
+            install: Install::Installed,
+            dest: Path::new("/sdf/envs/demo/1.0"),
+            project: Path::new("/tmp/envship-test-x/project"),
+            script: Path::new("/sdf/envs/demo/1.0/share/envship/run-test.sh"),
+            state_file: Some(Path::new("/tmp/envship-test-x/state/step")),
+        });
+        insta::assert_snapshot!(s.to_string_lossy());
     }
 }

@@ -1,12 +1,14 @@
 //! Test support for envship: real conda channels for tests, made from the real repodata
 //! snapshots in `../shared/fixtures`, and small real conda packages built on the fly (both
 //! `.conda` and `.tar.bz2`, with `info/index.json`, `info/paths.json`, text and binary prefix
-//! placeholders, noarch python, entry points) indexed with rattler_index.
+//! placeholders, noarch python, entry points) indexed with rattler_index; and a fake GitHub
+//! REST API on 127.0.0.1 ([`ghserver`]) for publish and deploy tests.
 //!
 //! Test code only: panics with a clear message instead of returning errors. Must not be a
 //! dependency of any library crate (dev-dependencies only).
 #![allow(clippy::unwrap_used)]
 
+pub mod ghserver;
 pub mod package;
 pub mod python;
 pub mod python212;

@@ -9,9 +9,9 @@
 
 use std::error::Error;
 
+use envship_deploy::DeployError;
 use envship_env::{pip::PipError, BuildError, LockError};
 use envship_pack::PackError;
-use envship_publish::deploy::DeployError;
 
 /// A gate failed.
 pub const GATE: u8 = 1;

@@ -9,10 +9,9 @@ use envship_publish::{
 };
 use envship_spec::{NoProgress, Progress, ProgressUnit};
 
-use crate::{
-    common::{archive_with_sidecar, bytes},
-    ghserver::{FaultKind, GhServer},
-};
+use envship_test_support::ghserver::{FaultKind, GhServer};
+
+use crate::common::{archive_with_sidecar, bytes};
 
 const TOKEN: &str = "ghp_TESTtoken0123456789abcdefSECRET";
 

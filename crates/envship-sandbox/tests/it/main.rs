@@ -3,6 +3,7 @@
 
 mod container;
 mod fixtures;
+mod installed;
 mod namespace;
 mod packed;
 mod rootfs;

@@ -4,7 +4,8 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode, time::Duration};
 
-use envship_publish::{github, DeployOptions, GithubConfig, RetryPolicy, RollbackOptions, Secret};
+use envship_deploy::{DeployOptions, RollbackOptions};
+use envship_publish::{github, GithubConfig, RetryPolicy, Secret};
 use miette::IntoDiagnostic;
 
 use crate::{progress::Bars, GlobalArgs};
@@ -68,7 +69,7 @@ pub struct Args {
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let outcome = if let Some(name) = &args.rollback {
-        envship_publish::rollback(&RollbackOptions {
+        envship_deploy::rollback(&RollbackOptions {
             root: args.root.clone(),
             name: name.clone(),
             to: args.to.clone(),
@@ -95,7 +96,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             },
             jobs: args.jobs,
         };
-        envship_publish::deploy(&opts, &bars)?
+        envship_deploy::deploy(&opts, &bars)?
     };
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -2,7 +2,7 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
-use envship_publish::deploy::{current_version, record};
+use envship_deploy::{current_version, record};
 use miette::IntoDiagnostic;
 
 use crate::GlobalArgs;

@@ -39,7 +39,7 @@ pub enum DeployError {
         what: String,
         /// The cause.
         #[source]
-        source: Box<crate::PublishError>,
+        source: Box<envship_publish::PublishError>,
     },
 
     /// No `.sha256` sidecar and no sha256 in the manifest: the archive cannot be verified.
@@ -139,6 +139,17 @@ pub enum DeployError {
     NoTestScript {
         /// Where it was looked for.
         path: PathBuf,
+    },
+
+    /// The test script could not be run at all (not: it ran and failed).
+    #[error("running the test script in {}", env.display())]
+    #[diagnostic(code(envship::deploy::test_run))]
+    TestRun {
+        /// The deployed environment (removed again).
+        env: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<envship_sandbox::SandboxError>,
     },
 
     /// The test script failed; nothing was switched.

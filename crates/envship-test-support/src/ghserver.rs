@@ -17,7 +17,11 @@ use std::{
 
 use serde_json::{json, Value};
 
-use crate::common::sha256;
+use sha2::{Digest, Sha256};
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FaultKind {

@@ -5,17 +5,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::error::DeployError;
+use crate::DeployError;
 
 /// One deployment or rollback attempt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// When it finished (UTC).
     #[serde(with = "rfc3339")]
-    pub time: DateTime<Utc>,
+    pub time: Timestamp,
     /// `deploy` or `rollback`.
     pub action: String,
     /// Who ran it (login name, else uid).
@@ -51,19 +51,20 @@ pub struct Record {
     pub envship_version: String,
 }
 
+/// `2026-11-26T12:00:00Z`: RFC 3339 in UTC, whole seconds.
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
+
 mod rfc3339 {
-    use chrono::{DateTime, SecondsFormat, Utc};
+    use jiff::Timestamp;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&t.strftime(super::TIME_FORMAT))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -71,7 +72,7 @@ impl Record {
     /// A record stamped now, by this user on this host.
     pub fn now(action: &str, name: &str, version: &str, result: &str) -> Self {
         Self {
-            time: Utc::now(),
+            time: Timestamp::now(),
             action: action.into(),
             user: current_user(),
             host: host_name(),
@@ -90,13 +91,13 @@ impl Record {
 
     /// `2026-11-26T12:00:00Z`.
     pub fn time_string(&self) -> String {
-        self.time.to_rfc3339_opts(SecondsFormat::Secs, true)
+        self.time.strftime(TIME_FORMAT).to_string()
     }
 }
 
 /// The log file of a root.
 pub fn log_path(root: &Path) -> PathBuf {
-    root.join(super::STATE_DIR).join("deployments.jsonl")
+    root.join(crate::STATE_DIR).join("deployments.jsonl")
 }
 
 /// Append a record with one `write` of the whole line (O_APPEND), then fsync, so concurrent
@@ -181,7 +182,7 @@ mod tests {
     #[test]
     fn round_trip_and_torn_last_line() {
         let d = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(d.path().join(super::super::STATE_DIR)).expect("mkdir");
+        std::fs::create_dir_all(d.path().join(crate::STATE_DIR)).expect("mkdir");
         let mut r = Record::now("deploy", "env", "1.0", "success");
         r.ticket = Some("CHG-1".into());
         append(d.path(), &r).expect("append");
@@ -200,5 +201,22 @@ mod tests {
         f.write_all(b"\n{}\n").expect("write");
         let err = read(d.path()).expect_err("bad line");
         assert!(err.to_string().contains("deployments.jsonl:3"), "{err}");
+    }
+
+    /// Logs written before the move to jiff (by chrono, `Secs` precision, `Z`) still read, and
+    /// a record is written back in the same form.
+    #[test]
+    fn time_format_is_unchanged() {
+        let line = r#"{"time":"2026-11-26T12:00:00Z","action":"deploy","user":"u","host":"h","name":"env","version":"1.0","sha256":null,"ticket":null,"previous":null,"result":"success","envship_version":"0.1.0"}"#;
+        let r: Record = serde_json::from_str(line).expect("old record");
+        assert_eq!(r.time_string(), "2026-11-26T12:00:00Z");
+        assert_eq!(serde_json::to_string(&r).expect("json"), line);
+        let with_offset: Record =
+            serde_json::from_str(&line.replace("12:00:00Z", "13:00:00+01:00")).expect("offset");
+        assert_eq!(with_offset.time, r.time);
+
+        let now = Record::now("deploy", "env", "1.0", "success").time_string();
+        assert_eq!(now.len(), "2026-11-26T12:00:00Z".len(), "{now}");
+        assert!(now.ends_with('Z'), "{now}");
     }
 }

@@ -5,10 +5,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use envship_publish::{
-    deploy::{self, record, DeployError, STEPS},
-    DeployOptions, GithubConfig, RetryPolicy, RollbackOptions, Secret,
-};
+use envship_deploy::{self as deploy, record, DeployError, DeployOptions, RollbackOptions, STEPS};
+use envship_publish::{GithubConfig, RetryPolicy, Secret};
 use envship_spec::NoProgress;
 
 use crate::common::{packed_env, rhel6, GOOD_TEST};
@@ -149,6 +147,8 @@ fn deploy_second_deploy_rollback_and_records() {
         log.contains("test ok in") && log.contains("psana/1.1"),
         "{log}"
     );
+    // Run by the sandbox's runner: activated, then the script, each step announced.
+    assert!(log.contains("envship: running bash "), "{log}");
     assert_current_works(root.path(), "psana");
 
     // The same version again is refused without --force, and replaced with it.
@@ -395,7 +395,7 @@ fn from_a_directory_drop_and_by_name() {
 
 #[test]
 fn from_a_github_release_and_a_url() {
-    use crate::ghserver::GhServer;
+    use envship_test_support::ghserver::GhServer;
     let token = "ghp_deploy_TOKEN_123456";
     let server = GhServer::start(token);
     let dist = tempfile::tempdir().unwrap();
@@ -636,24 +636,8 @@ fn kill_9_at_every_step_leaves_current_complete() {
                 deploy::deploy(&opts(&a2, root.path()), &NoProgress).unwrap();
             }
             let flag = root.path().join("paused");
-            let mut child = spawn_helper(&a2, root.path(), step, &flag, force);
-            let t = Instant::now();
-            while !flag.exists() {
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!("helper exited ({status}) before reaching {step}");
-                }
-                assert!(
-                    t.elapsed() < Duration::from_secs(60),
-                    "helper never reached {step}"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .unwrap();
-            child.wait().unwrap();
+            let child = spawn_helper(&a2, root.path(), step, &flag, force);
+            kill_when_paused(child, step, &flag);
 
             let cur = current(root.path(), "k");
             let expected: &[&str] = if force { &["2"] } else { &["1", "2"] };

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use envship_spec::Progress;
 use url::Url;
 
-use super::error::DeployError;
-use crate::{
+use envship_publish::{
     artifacts,
     github::{self, GithubClient, GithubConfig},
+    PublishError,
 };
+
+use crate::DeployError;
 
 /// A parsed SOURCE argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,7 +78,7 @@ pub struct Fetched {
     /// Its `.manifest.json`.
     pub manifest_file: Option<PathBuf>,
     /// Keeps a download directory alive (removed when dropped).
-    pub(crate) _tmp: Option<tempfile::TempDir>,
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl Fetched {
@@ -172,7 +174,7 @@ pub fn fetch(
                 .filter(|n| is_archive(n))
                 .ok_or_else(|| bad("the URL does not end in an archive file name".into()))?
                 .to_string();
-            let http = plain_client().map_err(|e| DeployError::Fetch {
+            let http = github::plain_client().map_err(|e| DeployError::Fetch {
                 what: u.to_string(),
                 source: Box::new(e),
             })?;
@@ -183,9 +185,10 @@ pub fn fetch(
                     .pop()
                     .push(name);
                 let dest = tmp.path().join(name);
-                match download_to(&http, url.as_str(), None, &dest, &github.retry, progress) {
+                match github::download_to_file(&http, url.as_str(), &dest, &github.retry, progress)
+                {
                     Ok(()) => Ok(Some(dest)),
-                    Err(crate::PublishError::Api { status: 404, .. }) if !required => Ok(None),
+                    Err(PublishError::Api { status: 404, .. }) if !required => Ok(None),
                     Err(e) => Err(DeployError::Fetch {
                         what: url.to_string(),
                         source: Box::new(e),
@@ -277,34 +280,6 @@ fn download_dir(workdir: &Path) -> Result<tempfile::TempDir, DeployError> {
         .prefix("download-")
         .tempdir_in(workdir)
         .map_err(DeployError::io("creating a download directory in", workdir))
-}
-
-fn plain_client() -> Result<reqwest::blocking::Client, crate::PublishError> {
-    reqwest::blocking::Client::builder()
-        .user_agent(concat!("envship/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(30))
-        .timeout(None)
-        .build()
-        .map_err(|e| crate::PublishError::Http {
-            method: "-".into(),
-            url: "-".into(),
-            message: e.to_string(),
-        })
-}
-
-fn download_to(
-    http: &reqwest::blocking::Client,
-    url: &str,
-    accept: Option<&str>,
-    dest: &Path,
-    retry: &crate::RetryPolicy,
-    progress: &dyn Progress,
-) -> Result<(), crate::PublishError> {
-    let mut f = std::fs::File::create(dest).map_err(crate::PublishError::io("creating", dest))?;
-    github::download(http, url, accept, &mut f, progress, retry, None)?;
-    f.sync_all()
-        .map_err(crate::PublishError::io("writing", dest))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,69 +1,10 @@
-//! The namespace sandbox: a child in new user + mount + PID + network (+ UTS, IPC) namespaces
-//! whose root is a private directory holding read-only binds of a userland.
-//!
-//! Why not fork in-process or re-exec `/proc/self/exe`: the caller may be a multithreaded tokio
-//! process (only async-signal-safe code may run after fork), and `/proc/self/exe` is a test
-//! harness under `cargo test`. So the child is an ordinary `std::process::Command` whose
-//! `pre_exec` hook does everything with raw syscalls on data prepared before the fork:
-//!
-//! 1. `unshare(NEWUSER|NEWNS|NEWPID|NEWNET|NEWUTS|NEWIPC)` and map root inside to the caller;
-//! 2. `fork()`: the first child in the new PID namespace is its init. The intermediate process
-//!    closes every inherited descriptor (so `spawn` returns), waits for that init and exits with
-//!    its status; the init dies with the intermediate (`PR_SET_PDEATHSIG`), and every process of
-//!    the namespace dies with the init — so killing the intermediate kills the whole tree;
-//! 3. the init mounts the new root (binds, `/proc`, `/dev`), `pivot_root`s into it, brings the
-//!    loopback interface up, and returns to `std`, which execs the runner.
-//!
-//! Failures inside the child are reported through a pipe as (step index, errno) pairs so the
-//! error names the mount that failed, not just an errno.
+//! The child side of the namespace sandbox: what runs between `fork` and `exec` (raw syscalls
+//! only, on data the parent prepared), and the (step, errno) report it leaves on failure.
 
-use std::{
-    ffi::{CString, OsStr},
-    io,
-    os::{
-        fd::{AsRawFd, OwnedFd},
-        unix::{ffi::OsStrExt, process::CommandExt},
-    },
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{ffi::CString, io};
 
+use super::plan::{MountPlan, Op};
 use crate::SandboxError;
-
-/// One setup operation, with every string allocated before the fork.
-#[derive(Debug)]
-enum Op {
-    /// Bind `src` on `dst` (recursively), then make it read-only unless it is a device.
-    Bind {
-        src: CString,
-        dst: CString,
-        read_only: bool,
-    },
-    /// Mount a tmpfs with `data` options.
-    Tmpfs { dst: CString, data: CString },
-    /// Mount a fresh procfs (needs the new PID namespace).
-    Proc { dst: CString },
-    /// Create a directory (inside a tmpfs mounted by an earlier op).
-    Mkdir { path: CString, mode: libc::mode_t },
-    /// Create an empty file to bind a device or file on.
-    Touch { path: CString },
-    /// Create a symlink.
-    Symlink { target: CString, link: CString },
-}
-
-impl Op {
-    fn describe(&self) -> String {
-        let s = |c: &CString| c.to_string_lossy().into_owned();
-        match self {
-            Op::Bind { src, dst, .. } => format!("bind-mount {} at {}", s(src), s(dst)),
-            Op::Tmpfs { dst, .. } => format!("mount a tmpfs at {}", s(dst)),
-            Op::Proc { dst } => format!("mount /proc at {}", s(dst)),
-            Op::Mkdir { path, .. } => format!("create directory {}", s(path)),
-            Op::Touch { path } => format!("create mount point {}", s(path)),
-            Op::Symlink { target, link } => format!("create symlink {} -> {}", s(link), s(target)),
-        }
-    }
-}
 
 // Step codes below 0 are the fixed steps around the op list.
 const STEP_UNSHARE: i32 = -1;
@@ -77,160 +18,15 @@ const STEP_PIVOT: i32 = -8;
 const STEP_LOOPBACK: i32 = -9;
 const STEP_PDEATHSIG: i32 = -10;
 
-/// The sandbox's file system, as a list of operations on the host path of the new root.
-#[derive(Debug)]
-pub(crate) struct MountPlan {
-    root: CString,
-    ops: Vec<Op>,
-}
-
-impl MountPlan {
-    /// A plan for a new root at `root` (an existing, empty host directory).
-    pub(crate) fn new(root: &Path) -> Result<Self, SandboxError> {
-        Ok(Self {
-            root: cstr(root)?,
-            ops: Vec::new(),
-        })
-    }
-
-    fn inside(&self, path: &Path) -> Result<CString, SandboxError> {
-        let rel = path.strip_prefix("/").unwrap_or(path);
-        let root = Path::new(OsStr::from_bytes(self.root.as_bytes()));
-        cstr(&root.join(rel))
-    }
-
-    /// Bind host `src` read-only at `dst` (a path inside the sandbox). The mount point must be
-    /// created first (`mkdir` / `touch`).
-    pub(crate) fn bind_ro(&mut self, src: &Path, dst: &Path) -> Result<(), SandboxError> {
-        let op = Op::Bind {
-            src: cstr(src)?,
-            dst: self.inside(dst)?,
-            read_only: true,
-        };
-        self.ops.push(op);
-        Ok(())
-    }
-
-    pub(crate) fn tmpfs(&mut self, dst: &Path, data: &str) -> Result<(), SandboxError> {
-        let op = Op::Tmpfs {
-            dst: self.inside(dst)?,
-            data: CString::new(data).map_err(|_| nul_error(Path::new(data)))?,
-        };
-        self.ops.push(op);
-        Ok(())
-    }
-
-    pub(crate) fn proc(&mut self, dst: &Path) -> Result<(), SandboxError> {
-        let op = Op::Proc {
-            dst: self.inside(dst)?,
-        };
-        self.ops.push(op);
-        Ok(())
-    }
-
-    pub(crate) fn mkdir(&mut self, path: &Path, mode: u32) -> Result<(), SandboxError> {
-        let op = Op::Mkdir {
-            path: self.inside(path)?,
-            mode: mode as libc::mode_t,
-        };
-        self.ops.push(op);
-        Ok(())
-    }
-
-    pub(crate) fn touch(&mut self, path: &Path) -> Result<(), SandboxError> {
-        let op = Op::Touch {
-            path: self.inside(path)?,
-        };
-        self.ops.push(op);
-        Ok(())
-    }
-
-    pub(crate) fn symlink(&mut self, target: &Path, link: &Path) -> Result<(), SandboxError> {
-        let op = Op::Symlink {
-            target: cstr(target)?,
-            link: self.inside(link)?,
-        };
-        self.ops.push(op);
-        Ok(())
-    }
-
-    /// The standard `/proc`, minimal `/dev` (null, zero, full, random, urandom, tty, shm, fd).
-    pub(crate) fn proc_and_dev(&mut self) -> Result<(), SandboxError> {
-        self.proc(Path::new("/proc"))?;
-        self.tmpfs(Path::new("/dev"), "mode=0755")?;
-        for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
-            let host = Path::new("/dev").join(dev);
-            if host.exists() {
-                self.touch(&host)?;
-                self.bind_ro_dev(&host)?;
-            }
-        }
-        self.mkdir(Path::new("/dev/shm"), 0o1777)?;
-        self.tmpfs(Path::new("/dev/shm"), "mode=1777")?;
-        self.symlink(Path::new("/proc/self/fd"), Path::new("/dev/fd"))?;
-        for (i, name) in ["stdin", "stdout", "stderr"].iter().enumerate() {
-            self.symlink(
-                &PathBuf::from(format!("/proc/self/fd/{i}")),
-                &Path::new("/dev").join(name),
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Device nodes stay writable (writing to /dev/null must work): a plain bind.
-    fn bind_ro_dev(&mut self, host: &Path) -> Result<(), SandboxError> {
-        // A bind of a device node keeps the host mount's flags; read-only would break
-        // `> /dev/null`, so devices are bound without the read-only step.
-        let op = Op::Bind {
-            src: cstr(host)?,
-            dst: self.inside(host)?,
-            read_only: false,
-        };
-        self.ops.push(op);
-        Ok(())
-    }
-
-    /// The `Command` that runs `program args` inside the sandbox.
-    pub(crate) fn command(
-        self,
-        program: &str,
-        args: &[String],
-    ) -> Result<(Command, OwnedFd), SandboxError> {
-        let (diag_read, diag_write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Setup {
-                step: "create a pipe".into(),
-                source: e.into(),
-            })?;
-        let uid = nix::unistd::getuid().as_raw();
-        let gid = nix::unistd::getgid().as_raw();
-        let child = ChildSetup {
-            uid_map: CString::new(format!("0 {uid} 1\n")).map_err(|_| nul_error(Path::new("")))?,
-            gid_map: CString::new(format!("0 {gid} 1\n")).map_err(|_| nul_error(Path::new("")))?,
-            plan: self,
-            diag_fd: diag_write.as_raw_fd(),
-            diag_owner: Some(diag_write),
-        };
-        let mut cmd = Command::new(program);
-        cmd.args(args);
-        let mut child = child;
-        // SAFETY: the hook only issues raw syscalls on memory allocated before the fork (see
-        // `ChildSetup::run`), which is what is allowed between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || child.run());
-        }
-        Ok((cmd, diag_read))
-    }
-}
-
 /// Everything the child needs, owned by the `pre_exec` closure.
-struct ChildSetup {
-    uid_map: CString,
-    gid_map: CString,
-    plan: MountPlan,
-    diag_fd: libc::c_int,
+pub(super) struct ChildSetup {
+    pub(super) uid_map: CString,
+    pub(super) gid_map: CString,
+    pub(super) plan: MountPlan,
+    pub(super) diag_fd: libc::c_int,
     /// Keeps the pipe's write end open until the closure (the Command) is dropped.
     #[allow(dead_code)]
-    diag_owner: Option<OwnedFd>,
+    pub(super) diag_owner: Option<std::os::fd::OwnedFd>,
 }
 
 fn last_errno() -> i32 {
@@ -252,7 +48,7 @@ impl ChildSetup {
     }
 
     /// Runs in the forked child. Only syscalls, no allocation, no locks.
-    fn run(&mut self) -> io::Result<()> {
+    pub(super) fn run(&mut self) -> io::Result<()> {
         // SAFETY (whole function): raw syscalls with pointers into CStrings and stack buffers
         // that outlive each call.
         unsafe {
@@ -690,62 +486,10 @@ pub(crate) fn diagnose(report: &[u8], ops_desc: &[String]) -> Option<SandboxErro
     Some(SandboxError::Setup { step, source })
 }
 
-impl MountPlan {
-    /// Descriptions of the ops, by index, for [`diagnose`].
-    pub(crate) fn describe_ops(&self) -> Vec<String> {
-        self.ops.iter().map(Op::describe).collect()
-    }
-}
-
-fn cstr(p: &Path) -> Result<CString, SandboxError> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| nul_error(p))
-}
-
-fn nul_error(p: &Path) -> SandboxError {
-    SandboxError::Setup {
-        step: format!("path {} contains a NUL byte", p.display()),
-        source: io::Error::from(io::ErrorKind::InvalidInput),
-    }
-}
-
-/// Whether this process can create the namespaces (a quick probe, used by tests and `doctor`).
-pub fn namespaces_available() -> Result<(), SandboxError> {
-    let tmp = tempfile::tempdir().map_err(|e| SandboxError::io("create temp dir", "", e))?;
-    let mut plan = MountPlan::new(tmp.path())?;
-    let descs = plan.describe_ops();
-    plan.ops.clear();
-    let (mut cmd, diag) = plan.command("/bin/true", &[])?;
-    // The probe's root is an empty directory: exec must fail there, after the setup succeeded.
-    let result = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    drop(cmd);
-    let report = read_all(diag);
-    if let Some(err) = diagnose(&report, &descs) {
-        return Err(err);
-    }
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(SandboxError::Spawn {
-            program: "the namespace probe".into(),
-            source: e,
-        }),
-    }
-}
-
-pub(crate) fn read_all(fd: OwnedFd) -> Vec<u8> {
-    use std::io::Read;
-    let mut f = std::fs::File::from(fd);
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    buf
-}
-
 #[cfg(test)]
 mod tests {
+    use std::{os::unix::process::CommandExt, process::Command};
+
     use super::*;
 
     /// The descriptors a just-spawned child holds, as seen from the parent.
@@ -802,7 +546,7 @@ mod tests {
             let out = std::process::Command::new(std::env::current_exe().expect("exe"))
                 .args([
                     "--exact",
-                    "namespace::tests::the_proc_fd_fallback_closes_every_inherited_descriptor",
+                    "namespace::child::tests::the_proc_fd_fallback_closes_every_inherited_descriptor",
                     "--test-threads",
                     "1",
                 ])

@@ -1,0 +1,389 @@
+//! The deploy itself: fetch, verify, check the host, then under the lock extract into a
+//! partial directory, put it in place, optionally test it, switch `current`, record.
+
+use std::path::{Path, PathBuf};
+
+use envship_pack::Manifest;
+use envship_spec::{Progress, Target};
+
+use crate::{
+    host::{check_host, target_label},
+    live::{self, clean_leftovers, current_version, repair_current, switch_current},
+    pause_point,
+    record::{self, Record},
+    self_test,
+    source::{self, Source},
+    verify::{check_component, verify, Verified},
+    DeployError, DeployLock, DeployOptions, DeployOutcome, CURRENT, STATE_DIR, TEST_SCRIPT,
+};
+
+/// Deploy `opts.source` under `opts.root`. See the module docs for the guarantees.
+pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOutcome, DeployError> {
+    let host = match &opts.host {
+        Some(h) => h.clone(),
+        None => Target::detect_host().map_err(DeployError::Detect)?,
+    };
+    let src = Source::parse(&opts.source)?;
+    let workdir = if opts.dry_run {
+        std::env::temp_dir()
+    } else {
+        opts.root.join(STATE_DIR).join("downloads")
+    };
+    let fetched = source::fetch(
+        &src,
+        &opts.source,
+        opts.name.as_deref(),
+        &host.subdir,
+        &workdir,
+        &opts.github,
+        progress,
+    )?;
+    pause_point("fetched");
+    let v = verify(&fetched)?;
+    let name = opts.name.clone().unwrap_or_else(|| v.manifest.name.clone());
+    check_component("name", &name, &v.manifest_path)?;
+    let version = v.manifest.version.clone();
+    check_host(&name, &version, &v.manifest.target, &host)?;
+    let mut actions = vec![format!(
+        "verified {} (sha256 {}) and its manifest: {name} {version} for {} runs on this host (glibc {}, Linux {}, {})",
+        fetched.archive.display(), v.sha256, target_label(&v.manifest.target), host.glibc, host.linux, host.subdir
+    )];
+
+    if opts.dry_run {
+        let previous = current_version(&opts.root, &name)?;
+        plan_actions(
+            opts,
+            &name,
+            &version,
+            &v,
+            &fetched.archive,
+            previous.as_deref(),
+            &mut actions,
+        )?;
+        return Ok(DeployOutcome {
+            path: opts.root.join(&name).join(&version),
+            name,
+            version,
+            sha256: v.sha256,
+            previous,
+            actions,
+            test_log: None,
+            dry_run: true,
+        });
+    }
+
+    let lock = DeployLock::acquire(&opts.root, || {
+        progress.message("deploy", "waiting for another deploy to finish (lock held)");
+        tracing::info!(
+            "waiting for the deploy lock in {}",
+            opts.root.join(STATE_DIR).display()
+        );
+    })?;
+    pause_point("locked");
+    let mut rec = Record::now("deploy", &name, &version, "success");
+    rec.sha256 = Some(v.sha256.clone());
+    rec.ticket = opts.ticket.clone();
+    rec.source = Some(opts.source.clone());
+    let result = deploy_locked(
+        opts,
+        &name,
+        &version,
+        &v,
+        &fetched.archive,
+        &mut actions,
+        &mut rec,
+        progress,
+    );
+    match &result {
+        Ok(_) => {}
+        Err(e) => {
+            rec.result = if matches!(e, DeployError::TestFailed { .. }) {
+                "test-failed".into()
+            } else {
+                "failed".into()
+            };
+            rec.error = Some(e.to_string());
+            rec.time = jiff::Timestamp::now();
+            if let Err(log_err) = record::append(&opts.root, &rec) {
+                tracing::warn!("could not record the failed deploy: {log_err}");
+            }
+        }
+    }
+    drop(lock);
+    let test_log = rec.test_log.clone();
+    let previous = rec.previous.clone();
+    result.map(|path| DeployOutcome {
+        name,
+        version,
+        sha256: v.sha256,
+        path,
+        previous,
+        actions,
+        test_log,
+        dry_run: false,
+    })
+}
+
+fn plan_actions(
+    opts: &DeployOptions,
+    name: &str,
+    version: &str,
+    v: &Verified,
+    archive: &Path,
+    previous: Option<&str>,
+    actions: &mut Vec<String>,
+) -> Result<(), DeployError> {
+    let env_dir =
+        std::path::absolute(opts.root.join(name)).unwrap_or_else(|_| opts.root.join(name));
+    let dest = env_dir.join(version);
+    if dest.exists() && !opts.force {
+        return Err(DeployError::Exists { path: dest });
+    }
+    actions.push(format!(
+        "lock {}",
+        opts.root.join(STATE_DIR).join("lock").display()
+    ));
+    actions.push(format!(
+        "extract {} into {}",
+        archive.display(),
+        env_dir.join(format!(".{version}.partial-XXXXXX")).display()
+    ));
+    actions.push(format!(
+        "relocate it to {}",
+        env_root(&dest, &v.manifest).display()
+    ));
+    if dest.exists() {
+        actions.push(format!(
+            "replace {} (--force) by an atomic exchange",
+            dest.display()
+        ));
+    } else {
+        actions.push(format!("rename it to {}", dest.display()));
+    }
+    if opts.test {
+        let script = env_root(&dest, &v.manifest).join(TEST_SCRIPT);
+        actions.push(format!(
+            "run {} with the environment activated, log in {}",
+            script.display(),
+            opts.root.join(STATE_DIR).join("logs").display()
+        ));
+    }
+    actions.push(format!(
+        "switch {} from {} to {version}",
+        env_dir.join(CURRENT).display(),
+        previous.unwrap_or("(none)")
+    ));
+    actions.push(format!(
+        "append a record to {}",
+        record::log_path(&opts.root).display()
+    ));
+    Ok(())
+}
+
+/// Where the environment is inside a version directory (below the archive's arcroot, if any).
+fn env_root(version_dir: &Path, m: &Manifest) -> PathBuf {
+    match m.arcroot.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => version_dir.join(a),
+        None => version_dir.to_path_buf(),
+    }
+}
+
+/// A version put in place under `env_dir`, and the tree it replaced (kept until the switch).
+struct Placed {
+    env_dir: PathBuf,
+    version: String,
+    dest: PathBuf,
+    old: Option<PathBuf>,
+}
+
+impl Placed {
+    /// Take an untested version out again: the replaced tree back, or the new one removed.
+    fn undo(&self, actions: &mut Vec<String>) {
+        let res =
+            match &self.old {
+                Some(o) => {
+                    let untested = self.env_dir.join(format!(
+                        ".{}.old-{}-untested",
+                        self.version,
+                        std::process::id()
+                    ));
+                    live::replace_tree(&self.env_dir, o, &self.dest, &untested, &self.version)
+                        .and_then(|_| {
+                            std::fs::remove_dir_all(&untested)
+                                .map_err(DeployError::io("removing", &untested))
+                        })
+                }
+                None => std::fs::remove_dir_all(&self.dest)
+                    .map_err(DeployError::io("removing", &self.dest)),
+            };
+        match res {
+            Ok(()) => actions.push(format!("removed the untested {}", self.dest.display())),
+            Err(e) => tracing::warn!("could not undo {}: {e}", self.dest.display()),
+        }
+        live::sync_dir(&self.env_dir);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deploy_locked(
+    opts: &DeployOptions,
+    name: &str,
+    version: &str,
+    v: &Verified,
+    archive: &Path,
+    actions: &mut Vec<String>,
+    rec: &mut Record,
+    progress: &dyn Progress,
+) -> Result<PathBuf, DeployError> {
+    let env_dir = opts.root.join(name);
+    std::fs::create_dir_all(&env_dir).map_err(DeployError::io("creating", &env_dir))?;
+    // Absolute but not canonical: the environment is relocated to the path users reach it by
+    // (often a symlink or automount), not to wherever that resolves today.
+    let env_dir = std::path::absolute(&env_dir).map_err(DeployError::io("resolving", &env_dir))?;
+    repair_current(&env_dir, actions)?;
+    clean_leftovers(&env_dir, actions);
+    let previous = current_version(&opts.root, name)?;
+    rec.previous = previous.clone();
+    let dest = env_dir.join(version);
+    if dest.exists() && !opts.force {
+        return Err(DeployError::Exists { path: dest });
+    }
+    let final_root = env_root(&dest, &v.manifest);
+    let partial = extract(
+        opts,
+        version,
+        archive,
+        &env_dir,
+        &final_root,
+        actions,
+        progress,
+    )?;
+    let placed = put_in_place(partial, env_dir, dest, version, actions)?;
+
+    if opts.test {
+        match self_test::run(opts, name, version, &final_root, progress) {
+            Ok(log) => {
+                actions.push(format!(
+                    "ran the test script in {}: passed (log {})",
+                    final_root.display(),
+                    log.display()
+                ));
+                rec.test_log = Some(log);
+            }
+            Err(e) => {
+                if let DeployError::TestFailed { log, .. } = &e {
+                    rec.test_log = Some(log.clone());
+                }
+                placed.undo(actions);
+                return Err(e);
+            }
+        }
+        pause_point("tested");
+    }
+
+    switch_current(&placed.env_dir, version)?;
+    actions.push(format!(
+        "switched {} from {} to {version}",
+        placed.env_dir.join(CURRENT).display(),
+        previous.as_deref().unwrap_or("(none)")
+    ));
+    pause_point("switched");
+
+    rec.time = jiff::Timestamp::now();
+    record::append(&opts.root, rec)?;
+    actions.push(format!(
+        "recorded in {}",
+        record::log_path(&opts.root).display()
+    ));
+    pause_point("recorded");
+
+    if let Some(o) = &placed.old {
+        if let Err(e) = std::fs::remove_dir_all(o) {
+            tracing::warn!("could not remove the replaced tree {}: {e}", o.display());
+        }
+    }
+    Ok(placed.dest)
+}
+
+/// Extract and relocate `archive` into a new partial directory in `env_dir`, for `final_root`.
+fn extract(
+    opts: &DeployOptions,
+    version: &str,
+    archive: &Path,
+    env_dir: &Path,
+    final_root: &Path,
+    actions: &mut Vec<String>,
+    progress: &dyn Progress,
+) -> Result<tempfile::TempDir, DeployError> {
+    let partial = tempfile::Builder::new()
+        .prefix(&format!(".{version}.partial-"))
+        .tempdir_in(env_dir)
+        .map_err(DeployError::io("creating a temp directory in", env_dir))?;
+    let uopts = envship_pack::UnpackOptions {
+        force: true,
+        jobs: opts.jobs,
+        no_relocate: false,
+        prefix: Some(final_root.to_string_lossy().into_owned()),
+    };
+    let out =
+        envship_pack::unpack(archive, partial.path(), &uopts, progress).map_err(|source| {
+            DeployError::Unpack {
+                archive: archive.to_path_buf(),
+                dest: partial.path().to_path_buf(),
+                source: Box::new(source),
+            }
+        })?;
+    actions.push(format!(
+        "extracted {} files ({} bytes) into {} and relocated them to {}",
+        out.files,
+        out.bytes,
+        partial.path().display(),
+        final_root.display()
+    ));
+    live::sync_tree_root(partial.path());
+    pause_point("extracted");
+    Ok(partial)
+}
+
+/// Put the extracted tree at `dest`. A new version is a plain rename; a forced replacement is
+/// an exchange, so `VERSION` is a complete tree at every instant (see `replace_tree` for
+/// kernels without).
+fn put_in_place(
+    partial: tempfile::TempDir,
+    env_dir: PathBuf,
+    dest: PathBuf,
+    version: &str,
+    actions: &mut Vec<String>,
+) -> Result<Placed, DeployError> {
+    let old = if dest.exists() {
+        let old = env_dir.join(format!(".{version}.old-{}", std::process::id()));
+        // On failure the staged tree is still the TempDir's, which removes it.
+        let exchanged = live::replace_tree(&env_dir, partial.path(), &dest, &old, version)?;
+        // Renamed away: the TempDir must not delete whatever is at its old name now.
+        let _ = partial.keep();
+        actions.push(format!(
+            "replaced {} {} (the old tree is at {} until the switch)",
+            dest.display(),
+            if exchanged {
+                "by an atomic exchange"
+            } else {
+                "by two renames (no renameat2 exchange here)"
+            },
+            old.display()
+        ));
+        Some(old)
+    } else {
+        std::fs::rename(partial.path(), &dest).map_err(DeployError::io("renaming into", &dest))?;
+        let _ = partial.keep();
+        actions.push(format!("renamed it to {}", dest.display()));
+        None
+    };
+    live::sync_dir(&env_dir);
+    pause_point("installed");
+    Ok(Placed {
+        env_dir,
+        version: version.to_string(),
+        dest,
+        old,
+    })
+}

@@ -1,0 +1,115 @@
+//! Shared helpers: real packed environments (envship-pack) to deploy.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub fn sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so payloads are incompressible and differ.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A real conda-style prefix (conda-meta record with a text placeholder, a script that prints
+/// its own prefix, a test script under share/envship/) packed with envship-pack into `out_dir`.
+/// Returns the archive path; `.sha256` and `.manifest.json` are beside it.
+pub fn packed_env(
+    out_dir: &Path,
+    name: &str,
+    version: &str,
+    test_script: &str,
+    target: envship_pack::ManifestTarget,
+) -> PathBuf {
+    let build = tempfile::tempdir().unwrap();
+    let prefix = build
+        .path()
+        .join("build-prefix-with-a-long-name-to-relocate");
+    let p = prefix.to_str().unwrap().to_string();
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::create_dir_all(prefix.join("conda-meta")).unwrap();
+    std::fs::create_dir_all(prefix.join("share/envship")).unwrap();
+    let hello = format!("#!/bin/sh\necho \"hello from {p}\"\n");
+    std::fs::write(prefix.join("bin/hello"), &hello).unwrap();
+    std::fs::set_permissions(
+        prefix.join("bin/hello"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(prefix.join("share/envship/run-test.sh"), test_script).unwrap();
+    std::fs::write(
+        prefix.join("share/payload.bin"),
+        bytes(version.len() as u64 + 7, 200_000),
+    )
+    .unwrap();
+    let record = serde_json::json!({
+        "name": "hello", "version": "1.0", "build": "0", "build_number": 0,
+        "channel": "https://conda.anaconda.org/conda-forge", "subdir": "linux-64",
+        "files": ["bin/hello"],
+        "paths_data": {"paths_version": 1, "paths": [{
+            "_path": "bin/hello", "path_type": "hardlink", "prefix_placeholder": p,
+            "file_mode": "text", "size_in_bytes": hello.len(),
+        }]},
+    });
+    std::fs::write(
+        prefix.join("conda-meta/hello-1.0-0.json"),
+        record.to_string(),
+    )
+    .unwrap();
+    let out = envship_pack::pack(
+        &envship_pack::PackOptions {
+            prefix: prefix.clone(),
+            build_prefix: None,
+            output: Some(out_dir.join(envship_pack::default_file_name(
+                name,
+                version,
+                &target.subdir,
+                envship_pack::Format::TarGz,
+            ))),
+            name: name.into(),
+            version: version.into(),
+            target,
+            format: envship_pack::Format::TarGz,
+            dest_prefix: None,
+            arcroot: None,
+            exclude: vec![],
+            include: vec![],
+            jobs: 2,
+            compress_level: Some(1),
+            force: false,
+            allow_missing_files: false,
+            allow_modified_files: false,
+            allow_editable: false,
+            source_date_epoch: None,
+        },
+        &envship_spec::NoProgress,
+    )
+    .unwrap();
+    out.archive
+}
+
+pub fn rhel6() -> envship_pack::ManifestTarget {
+    envship_pack::ManifestTarget {
+        name: "lcls-rhel6".into(),
+        subdir: "linux-64".into(),
+        glibc: Some("2.12".into()),
+    }
+}
+
+/// A test script that passes only when `hello` comes from the activated, relocated env.
+pub const GOOD_TEST: &str = r#"set -e
+here="$(cd "$(dirname "$(command -v hello)")/.." && pwd -P)"
+test "$CONDA_PREFIX" -ef "$here"
+test "$(hello)" = "hello from $here"
+echo "test ok in $here"
+"#;
