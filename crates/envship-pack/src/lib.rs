@@ -32,6 +32,7 @@ pub mod archive_path;
 pub mod beneath;
 mod deflate_walk;
 mod error;
+pub mod format;
 pub mod manifest;
 mod pack;
 mod pgzip;
@@ -42,8 +43,9 @@ pub mod scripts;
 mod unpack;
 
 pub use error::{PackError, Result};
+pub use format::{archive_stem, default_file_name, ArchiveKind, Format, Sidecar};
 pub use manifest::{Manifest, ManifestTarget, RelocationSummary};
-pub use pack::{default_file_name, pack, Format, PackOptions, PackOutput, DEFAULT_EPOCH};
+pub use pack::{pack, PackOptions, PackOutput, DEFAULT_EPOCH};
 pub use pgzip::ParGzWriter;
 pub use prefix::{CondaPackage, PipPackage};
 pub use relocate::{relocate, RelocateOutput, RelocationList, RELOCATION_LIST};

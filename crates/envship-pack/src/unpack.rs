@@ -26,6 +26,7 @@ use crate::{
     archive_path::ArchivePath,
     beneath::{is_link_in_the_way, Beneath},
     error::{PackError, Result},
+    format::ArchiveKind,
     relocate::{self, RelocateOutput, RelocationList, RELOCATION_LIST},
 };
 
@@ -175,45 +176,6 @@ fn set_mtime(f: &fs::File, mtime: u64, path: &Path) -> Result<()> {
         .map_err(PackError::io("setting mtime of", path))
 }
 
-/// Sniffed archive kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Gz,
-    Zst,
-    Tar,
-    Zip,
-}
-
-fn sniff(archive: &Path) -> Result<Kind> {
-    let mut magic = [0u8; 262];
-    let mut f = fs::File::open(archive).map_err(PackError::io("opening", archive))?;
-    let mut n = 0;
-    while n < magic.len() {
-        let k = f
-            .read(&mut magic[n..])
-            .map_err(PackError::io("reading", archive))?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    let m = &magic[..n];
-    if m.starts_with(&[0x1f, 0x8b]) {
-        Ok(Kind::Gz)
-    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Kind::Zst)
-    } else if m.starts_with(b"PK\x03\x04") || m.starts_with(b"PK\x05\x06") {
-        Ok(Kind::Zip)
-    } else if n >= 262 && &m[257..262] == b"ustar" {
-        Ok(Kind::Tar)
-    } else {
-        Err(PackError::BadArchive {
-            path: archive.to_path_buf(),
-            reason: "not a tar.gz, tar.zst, tar or zip file".into(),
-        })
-    }
-}
-
 /// Unpack `archive` into `dest` and relocate it there (see the module docs for the checks).
 pub fn unpack(
     archive: &Path,
@@ -221,7 +183,7 @@ pub fn unpack(
     opts: &UnpackOptions,
     progress: &dyn Progress,
 ) -> Result<UnpackOutput> {
-    let kind = sniff(archive)?;
+    let kind = ArchiveKind::sniff_file(archive)?;
     let dest = std::path::absolute(dest).map_err(PackError::io("resolving", dest))?;
     if !opts.force && !dest_is_empty(&dest)? {
         return Err(PackError::DestNotEmpty { path: dest });
@@ -257,7 +219,7 @@ pub fn unpack(
 
 fn unpack_into(
     archive: &Path,
-    kind: Kind,
+    kind: ArchiveKind,
     root: &Beneath,
     opts: &UnpackOptions,
     progress: &dyn Progress,
@@ -292,7 +254,7 @@ fn unpack_into(
             |thread| thread.run(),
             |pool| {
                 pool.in_place_scope(|scope| {
-                    if kind == Kind::Zip {
+                    if kind == ArchiveKind::Zip {
                         return unpack_zip(archive, &w, &mut seen);
                     }
                     let file =
@@ -302,8 +264,8 @@ fn unpack_into(
                         progress,
                     };
                     let reader: Box<dyn Read> = match kind {
-                        Kind::Gz => Box::new(flate2::read::MultiGzDecoder::new(counted)),
-                        Kind::Zst => Box::new(
+                        ArchiveKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+                        ArchiveKind::TarZst => Box::new(
                             zstd::stream::read::Decoder::new(counted)
                                 .map_err(PackError::io("reading", archive))?,
                         ),

@@ -6,6 +6,7 @@
 
 pub mod conda_meta;
 pub mod config;
+pub mod digest;
 pub mod env_file;
 pub mod output;
 pub mod progress;
