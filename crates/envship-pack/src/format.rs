@@ -260,7 +260,7 @@ impl Sidecar {
     ];
 
     /// What is appended to the stem (`.sha256`, …).
-    pub fn suffix(self) -> &'static str {
+    pub const fn suffix(self) -> &'static str {
         match self {
             Sidecar::Sha256 => ".sha256",
             Sidecar::Manifest => ".manifest.json",
