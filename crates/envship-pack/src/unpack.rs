@@ -241,23 +241,34 @@ fn unpack_into(
     let archive_size = fs::metadata(archive).map(|m| m.len()).ok();
     progress.start("unpack", archive_size, ProgressUnit::Bytes);
     let mut seen = Seen::default();
-    // A scoped pool: its threads are joined before unpack goes on (a plain pool's threads would
-    // outlive the call, still holding their memory while the caller continues).
-    let read_result: Result<()> = rayon::ThreadPoolBuilder::new()
+    // The pool's threads are joined before unpack goes on: a pool left to itself has threads
+    // that outlive the call, holding their memory while the caller continues. (`build_scoped`
+    // waits only for their closures to return, not for the threads to exit.)
+    let handles = Mutex::new(Vec::new());
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .thread_name(|i| format!("envship-unpack-{i}"))
-        .build_scoped(
-            |thread| thread.run(),
-            |pool| {
-                pool.in_place_scope(|scope| {
-                    if kind == ArchiveKind::Zip {
-                        return unpack_zip(archive, &w, &mut seen);
-                    }
-                    read_tar(archive, kind, &w, &mut seen, scope, progress)
-                })
-            },
-        )
+        .spawn_handler(|thread| {
+            let handle = std::thread::Builder::new()
+                .name(format!("envship-unpack-{}", thread.index()))
+                .spawn(|| thread.run())?;
+            if let Ok(mut h) = handles.lock() {
+                h.push(handle);
+            }
+            Ok(())
+        })
+        .build()
         .map_err(PackError::ThreadPool)?;
+    let read_result: Result<()> = pool.in_place_scope(|scope| {
+        if kind == ArchiveKind::Zip {
+            return unpack_zip(archive, &w, &mut seen);
+        }
+        read_tar(archive, kind, &w, &mut seen, scope, progress)
+    });
+    // Dropping the pool ends its threads; joining them waits until they have exited.
+    drop(pool);
+    for handle in handles.into_inner().unwrap_or_default() {
+        let _ = handle.join();
+    }
     read_result?;
     if let Some(e) = w.error.lock().ok().and_then(|mut e| e.take()) {
         return Err(e);
