@@ -326,17 +326,7 @@ fn unpack_into(
         }
         None
     } else {
-        let new = match &opts.prefix {
-            Some(p) => p.trim_end_matches('/').to_string(),
-            None => env_root
-                .to_str()
-                .ok_or_else(|| PackError::BadPrefix {
-                    prefix: env_root.to_string_lossy().into_owned(),
-                    reason: "not valid UTF-8",
-                })?
-                .trim_end_matches('/')
-                .to_string(),
-        };
+        let new = relocate::prefix_string(opts.prefix.as_deref(), &env_root)?;
         progress.start("relocate", None, ProgressUnit::Items);
         let r = relocate::relocate_beneath(env_dir, &new)?;
         progress.finish("relocate");

@@ -61,17 +61,7 @@ impl Prefixes {
     fn resolve(opts: &PackOptions) -> Result<Self> {
         let root =
             std::path::absolute(&opts.prefix).map_err(PackError::io("resolving", &opts.prefix))?;
-        let build = match &opts.build_prefix {
-            Some(b) => b.trim_end_matches('/').to_string(),
-            None => root
-                .to_str()
-                .ok_or_else(|| PackError::BadPrefix {
-                    prefix: root.to_string_lossy().into_owned(),
-                    reason: "not valid UTF-8",
-                })?
-                .trim_end_matches('/')
-                .to_string(),
-        };
+        let build = relocate::prefix_string(opts.build_prefix.as_deref(), &root)?;
         check_prefix_str(&build, "the build prefix must be absolute")?;
         let dest = opts
             .dest_prefix
