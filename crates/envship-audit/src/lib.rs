@@ -43,6 +43,13 @@
 //!   recorded; rewriting it blind is unsafe and it breaks when the destination is longer).
 //! * `conda-meta/` and `*.pyc` are not searched: they legitimately embed the prefix (bytecode
 //!   keeps the source path only for tracebacks).
+//!
+//! **Owns**: ELF parsing for the checks ([`elf`]), the emulation of glibc's loader ([`loader`]:
+//! what would be mapped and why, with no opinion on it), the checks that judge its answers
+//! (`checks`), the report format and the allowlist. **Must not know**: how the prefix was built
+//! or will be packed (it reads files and `conda-meta/` only), archive formats (an archive is
+//! audited after `envship unpack`), or where the report goes: it returns an [`AuditReport`],
+//! never prints, and writes nothing.
 
 pub mod allow;
 mod checks;

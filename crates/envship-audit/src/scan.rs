@@ -254,6 +254,200 @@ fn collect_outcomes<'a>(loader: &Loader<'_, 'a>, walks: &[Walk<'a>], out: &mut O
     }
 }
 
+/// The regular files (with sizes) and symlinks (with targets) under `root`, by relative path,
+/// in name order; `conda-meta/` is left out.
+fn list_files(root: &Path) -> Result<(Vec<Entry>, HashMap<String, String>), AuditError> {
+    let mut entries = Vec::new();
+    let mut symlinks = HashMap::new();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !(e.depth() == 1 && e.file_name() == "conda-meta"));
+    for item in walker {
+        let item = item.map_err(|e| {
+            let path = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| root.to_path_buf());
+            AuditError::Io {
+                path,
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("file system loop")),
+            }
+        })?;
+        let Ok(rel) = item.path().strip_prefix(root) else {
+            continue;
+        };
+        let rel = rel.to_string_lossy().into_owned();
+        let ft = item.file_type();
+        if ft.is_symlink() {
+            if let Ok(target) = std::fs::read_link(item.path()) {
+                symlinks.insert(rel, target.to_string_lossy().into_owned());
+            }
+        } else if ft.is_file() {
+            let size = item.metadata().map(|m| m.len()).unwrap_or(0);
+            entries.push(Entry { rel, size });
+        }
+    }
+    Ok((entries, symlinks))
+}
+
+/// Every root walked as ld.so would load it, then every loadable object no root reached.
+fn walk_everything<'a>(
+    loader: &Loader<'_, 'a>,
+    view: &PrefixView<'a>,
+    scanned: &'a [Scanned],
+) -> Vec<Walk<'a>> {
+    let walk_root = |rel: &&str| match python_host(view, rel) {
+        Some(host) => loader.walk_hosted(&host, rel),
+        None => loader.walk(rel),
+    };
+    let first = roots(scanned);
+    let mut walks: Vec<Walk<'_>> = first.par_iter().filter_map(walk_root).collect();
+    // Objects no root reached (a library whose only askers cannot find it, a cycle) are
+    // judged as if loaded on their own, so no file goes unchecked.
+    let reached: HashSet<&str> = walks
+        .iter()
+        .flat_map(|w| w.objects.iter().map(|o| o.path))
+        .collect();
+    let rest: Vec<&str> = scanned
+        .iter()
+        .filter(|s| matches!(&s.elf, Some(Ok(i)) if i.is_loadable()))
+        .map(|s| s.rel.as_str())
+        .filter(|r| !reached.contains(r))
+        .collect();
+    walks.extend(rest.par_iter().filter_map(walk_root).collect::<Vec<_>>());
+    walks
+}
+
+/// ELF files and the symlinks that reach one, grouped by file name (to tell apart the copies
+/// of one library).
+fn copies_by_name(scanned: &[Scanned], view: &PrefixView<'_>) -> HashMap<String, Vec<String>> {
+    let mut copies: HashMap<String, Vec<String>> = HashMap::new();
+    for s in scanned {
+        if matches!(s.elf, Some(Ok(_))) {
+            let base = s.rel.rsplit('/').next().unwrap_or(&s.rel);
+            copies
+                .entry(base.to_string())
+                .or_default()
+                .push(s.rel.clone());
+        }
+    }
+    for link in view.symlinks() {
+        if view.resolve(link).is_some() {
+            let base = link.rsplit('/').next().unwrap_or(link);
+            copies
+                .entry(base.to_string())
+                .or_default()
+                .push(link.to_string());
+        }
+    }
+    for v in copies.values_mut() {
+        v.sort();
+    }
+    copies
+}
+
+/// Everything wrong with one scanned file.
+fn file_findings(
+    s: &Scanned,
+    checks: &Checks<'_>,
+    meta: &CondaMeta,
+    outcomes: &Outcomes<'_>,
+) -> Vec<Finding> {
+    let package = meta.owner_name(&s.rel).unwrap_or(UNMANAGED);
+    let mut out = Vec::new();
+    if let Some(err) = &s.read_error {
+        out.push(Finding::new(
+            Severity::Warning,
+            Check::Unreadable,
+            &s.rel,
+            package,
+            format!("could not be read: {err}"),
+        ));
+    }
+    match &s.elf {
+        Some(Ok(info)) if info.is_loadable() => {
+            checks.file_findings(s, info, package, &mut out);
+            let links = outcomes
+                .get(s.rel.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            checks.link_findings(s, info, package, links, &mut out);
+        }
+        Some(Err(err)) => out.push(Finding::new(
+            Severity::Warning,
+            Check::Unreadable,
+            &s.rel,
+            package,
+            format!("starts like ELF but cannot be parsed ({err}); not checked"),
+        )),
+        _ => {}
+    }
+    if s.sets_library_path {
+        out.push(Finding::new(
+            Severity::Warning,
+            Check::Linkage,
+            &s.rel,
+            package,
+            "activation script mentions LD_LIBRARY_PATH, which the audit does not evaluate: libraries found only through it are reported missing, and it can shadow the libraries the audit found".to_string(),
+        ));
+    }
+    checks.relocation_findings(s, meta, package, &mut out);
+    out
+}
+
+/// Applies the allowlist, counts, and sorts the findings (unmanaged files last).
+fn summarize(
+    findings: &mut [Finding],
+    scanned: &[Scanned],
+    total: u64,
+    meta: &CondaMeta,
+    opts: &AuditOptions,
+) -> Summary {
+    let mut summary = Summary {
+        files_scanned: scanned.len() as u64,
+        elf_files: scanned
+            .iter()
+            .filter(|s| matches!(s.elf, Some(Ok(_))))
+            .count() as u64,
+        bytes_scanned: total,
+        packages: meta.packages.len() as u64,
+        ..Summary::default()
+    };
+    for f in findings.iter_mut() {
+        if let Some(rule) = opts.allowlist.matching(f) {
+            f.allowed = Some(rule.reason.clone());
+            summary.allowed += 1;
+        } else {
+            match f.severity {
+                Severity::Error => summary.errors += 1,
+                Severity::Warning => summary.warnings += 1,
+            }
+        }
+    }
+    summary.passed = summary.errors == 0;
+    findings.sort_by(|a, b| {
+        (
+            a.package == UNMANAGED,
+            &a.package,
+            &a.path,
+            a.check,
+            &a.message,
+        )
+            .cmp(&(
+                b.package == UNMANAGED,
+                &b.package,
+                &b.path,
+                b.check,
+                &b.message,
+            ))
+    });
+    summary
+}
+
 /// Audit the tree at `root` against `opts.target`.
 ///
 /// Errors are reserved for not being able to audit at all (a missing root, unreadable
@@ -283,40 +477,7 @@ pub fn audit(
 
     progress.start(PHASE, None, ProgressUnit::Items);
     progress.message(PHASE, "listing files");
-    let mut entries = Vec::new();
-    let mut symlinks = HashMap::new();
-    let walker = walkdir::WalkDir::new(&root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| !(e.depth() == 1 && e.file_name() == "conda-meta"));
-    for item in walker {
-        let item = item.map_err(|e| {
-            let path = e
-                .path()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| root.clone());
-            AuditError::Io {
-                path,
-                source: e
-                    .into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("file system loop")),
-            }
-        })?;
-        let Ok(rel) = item.path().strip_prefix(&root) else {
-            continue;
-        };
-        let rel = rel.to_string_lossy().into_owned();
-        let ft = item.file_type();
-        if ft.is_symlink() {
-            if let Ok(target) = std::fs::read_link(item.path()) {
-                symlinks.insert(rel, target.to_string_lossy().into_owned());
-            }
-        } else if ft.is_file() {
-            let size = item.metadata().map(|m| m.len()).unwrap_or(0);
-            entries.push(Entry { rel, size });
-        }
-    }
+    let (entries, symlinks) = list_files(&root)?;
     progress.finish(PHASE);
 
     let total: u64 = entries.iter().map(|e| e.size).sum();
@@ -351,50 +512,11 @@ pub fn audit(
     settings.library_path = activation_library_path(&root, &root_str)?;
     let loader = Loader::new(&view, &opts.target, &settings);
 
-    let walk_root = |rel: &&str| match python_host(&view, rel) {
-        Some(host) => loader.walk_hosted(&host, rel),
-        None => loader.walk(rel),
-    };
-    let first = roots(&scanned);
-    let mut walks: Vec<Walk<'_>> = first.par_iter().filter_map(walk_root).collect();
-    // Objects no root reached (a library whose only askers cannot find it, a cycle) are
-    // judged as if loaded on their own, so no file goes unchecked.
-    let reached: HashSet<&str> = walks
-        .iter()
-        .flat_map(|w| w.objects.iter().map(|o| o.path))
-        .collect();
-    let rest: Vec<&str> = scanned
-        .iter()
-        .filter(|s| matches!(&s.elf, Some(Ok(i)) if i.is_loadable()))
-        .map(|s| s.rel.as_str())
-        .filter(|r| !reached.contains(r))
-        .collect();
-    walks.extend(rest.par_iter().filter_map(walk_root).collect::<Vec<_>>());
+    let walks = walk_everything(&loader, &view, &scanned);
     let mut outcomes = Outcomes::new();
     collect_outcomes(&loader, &walks, &mut outcomes);
 
-    let mut copies: HashMap<String, Vec<String>> = HashMap::new();
-    for s in &scanned {
-        if matches!(s.elf, Some(Ok(_))) {
-            let base = s.rel.rsplit('/').next().unwrap_or(&s.rel);
-            copies
-                .entry(base.to_string())
-                .or_default()
-                .push(s.rel.clone());
-        }
-    }
-    for link in view.symlinks() {
-        if view.resolve(link).is_some() {
-            let base = link.rsplit('/').next().unwrap_or(link);
-            copies
-                .entry(base.to_string())
-                .or_default()
-                .push(link.to_string());
-        }
-    }
-    for v in copies.values_mut() {
-        v.sort();
-    }
+    let copies = copies_by_name(&scanned, &view);
     let checks = Checks {
         target: &opts.target,
         opts,
@@ -404,88 +526,10 @@ pub fn audit(
     };
     let mut findings: Vec<Finding> = scanned
         .par_iter()
-        .flat_map_iter(|s| {
-            let package = meta.owner_name(&s.rel).unwrap_or(UNMANAGED);
-            let mut out = Vec::new();
-            if let Some(err) = &s.read_error {
-                out.push(Finding::new(
-                    Severity::Warning,
-                    Check::Unreadable,
-                    &s.rel,
-                    package,
-                    format!("could not be read: {err}"),
-                ));
-            }
-            match &s.elf {
-                Some(Ok(info)) if info.is_loadable() => {
-                    checks.file_findings(s, info, package, &mut out);
-                    let links = outcomes
-                        .get(s.rel.as_str())
-                        .map(Vec::as_slice)
-                        .unwrap_or_default();
-                    checks.link_findings(s, info, package, links, &mut out);
-                }
-                Some(Err(err)) => out.push(Finding::new(
-                    Severity::Warning,
-                    Check::Unreadable,
-                    &s.rel,
-                    package,
-                    format!("starts like ELF but cannot be parsed ({err}); not checked"),
-                )),
-                _ => {}
-            }
-            if s.sets_library_path {
-                out.push(Finding::new(
-                    Severity::Warning,
-                    Check::Linkage,
-                    &s.rel,
-                    package,
-                    "activation script mentions LD_LIBRARY_PATH, which the audit does not evaluate: libraries found only through it are reported missing, and it can shadow the libraries the audit found".to_string(),
-                ));
-            }
-            checks.relocation_findings(s, &meta, package, &mut out);
-            out
-        })
+        .flat_map_iter(|s| file_findings(s, &checks, &meta, &outcomes))
         .collect();
 
-    let mut summary = Summary {
-        files_scanned: scanned.len() as u64,
-        elf_files: scanned
-            .iter()
-            .filter(|s| matches!(s.elf, Some(Ok(_))))
-            .count() as u64,
-        bytes_scanned: total,
-        packages: meta.packages.len() as u64,
-        ..Summary::default()
-    };
-    for f in &mut findings {
-        if let Some(rule) = opts.allowlist.matching(f) {
-            f.allowed = Some(rule.reason.clone());
-            summary.allowed += 1;
-        } else {
-            match f.severity {
-                Severity::Error => summary.errors += 1,
-                Severity::Warning => summary.warnings += 1,
-            }
-        }
-    }
-    summary.passed = summary.errors == 0;
-    findings.sort_by(|a, b| {
-        (
-            a.package == UNMANAGED,
-            &a.package,
-            &a.path,
-            a.check,
-            &a.message,
-        )
-            .cmp(&(
-                b.package == UNMANAGED,
-                &b.package,
-                &b.path,
-                b.check,
-                &b.message,
-            ))
-    });
+    let summary = summarize(&mut findings, &scanned, total, &meta, opts);
 
     let files = opts.inventory.then(|| {
         scanned

@@ -3,7 +3,7 @@
 //!
 //! **Archive layout** (conda-pack compatible): the environment at the archive root (or under
 //! `arcroot`), plus generated `bin/activate`, `bin/deactivate`, `bin/conda-unpack` and the
-//! relocation list `share/envship/relocate.txt` (see [`relocate`]). On the target nothing but
+//! relocation list `share/envship/relocate.txt` (see [`mod@relocate`]). On the target nothing but
 //! `tar`, `sh` and the environment's python or the system perl is needed:
 //! `mkdir env && tar -xf X.tar.gz -C env && source env/bin/activate && conda-unpack`.
 //! `conda-unpack` may be run again after moving the environment.
@@ -27,11 +27,21 @@
 //!
 //! **Safe output**: written to a temp file in the output directory and renamed; `.sha256`
 //! (sha256sum format) and `.manifest.json` ([`Manifest`]) sidecars beside it.
+//!
+//! **Owns**: archives of environments, end to end: the [formats](mod@format) (detection by magic bytes
+//! and name, the `NAME-VERSION-SUBDIR` stem, the sidecar names every stage uses), pack (plan →
+//! writers → output, in `pack/`), the hardened [`unpack`], the relocation list and
+//! `conda-unpack`, and the [`Manifest`]. **Must not know**: targets beyond the
+//! [`ManifestTarget`] it is given, solving or building (it reads an installed prefix and its
+//! `conda-meta/`), the audit's and test's results (later stages add them to the manifest), or
+//! where archives are published or deployed. It never prints; progress goes through
+//! [`envship_spec::Progress`].
 
 pub mod archive_path;
 pub mod beneath;
 mod deflate_walk;
 mod error;
+pub mod format;
 pub mod manifest;
 mod pack;
 mod pgzip;
@@ -42,8 +52,9 @@ pub mod scripts;
 mod unpack;
 
 pub use error::{PackError, Result};
+pub use format::{archive_stem, default_file_name, ArchiveKind, Format, Sidecar};
 pub use manifest::{Manifest, ManifestTarget, RelocationSummary};
-pub use pack::{default_file_name, pack, Format, PackOptions, PackOutput, DEFAULT_EPOCH};
+pub use pack::{pack, PackOptions, PackOutput, DEFAULT_EPOCH};
 pub use pgzip::ParGzWriter;
 pub use prefix::{CondaPackage, PipPackage};
 pub use relocate::{relocate, RelocateOutput, RelocationList, RELOCATION_LIST};

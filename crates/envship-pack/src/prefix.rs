@@ -338,8 +338,23 @@ fn scan_file(path: &Path, needle: &[u8]) -> Result<Option<RelocMode>> {
     }))
 }
 
-/// Scan the prefix. `build_prefix` is the string installed files contain.
-pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<Scan> {
+/// What conda-meta says about the prefix, checked against the files.
+struct Managed {
+    /// Every path a package owns.
+    owned: BTreeSet<Vec<u8>>,
+    /// Files holding a placeholder (or an entry point holding the build prefix).
+    relocs: BTreeMap<Vec<u8>, RelocEntry>,
+    conda: Vec<CondaPackage>,
+    /// Package → its files that are gone.
+    missing: BTreeMap<String, Vec<String>>,
+    /// Package → its files whose size changed.
+    modified: BTreeMap<String, Vec<String>>,
+    /// Owned files whose size changed: scanned for the prefix like unowned ones.
+    check_again: BTreeSet<Vec<u8>>,
+}
+
+/// Read `conda-meta/*.json` and check every file it lists.
+fn read_managed(root: &Path, build_prefix: &str) -> Result<Managed> {
     let records = read_records(root)?;
     let mut owned: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut relocs: BTreeMap<Vec<u8>, RelocEntry> = BTreeMap::new();
@@ -410,8 +425,24 @@ pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<S
         });
     }
     conda.sort_by(|a, b| (&a.name, &a.version, &a.build).cmp(&(&b.name, &b.version, &b.build)));
+    Ok(Managed {
+        owned,
+        relocs,
+        conda,
+        missing,
+        modified,
+        check_again: check_again.into_iter().collect(),
+    })
+}
 
-    // Walk the tree.
+/// Every entry of the tree, sorted by name, minus what the filter excludes and what pack
+/// generates; a second name of a file is a hardlink to the first.
+fn walk_tree(
+    root: &Path,
+    build_prefix: &str,
+    filter: &Filter,
+    owned: &BTreeSet<Vec<u8>>,
+) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     let mut walked = Vec::new();
@@ -453,23 +484,11 @@ pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<S
         } else if ft.is_symlink() {
             let target =
                 fs::read_link(item.path()).map_err(PackError::io("reading link", item.path()))?;
-            let mut t = target.as_os_str().as_bytes().to_vec();
-            // An absolute link into the build prefix would dangle after a move: make it relative.
-            let bp = build_prefix.as_bytes();
-            if t.starts_with(bp) && (t.len() == bp.len() || t[bp.len()] == b'/') {
-                let inside = &t[bp.len()..]
-                    .strip_prefix(b"/")
-                    .unwrap_or(&t[bp.len()..])
-                    .to_vec();
-                let depth = rel.iter().filter(|&&b| b == b'/').count();
-                let mut r = b"../".repeat(depth);
-                r.extend_from_slice(inside);
-                if r.is_empty() {
-                    r = b".".to_vec();
-                }
-                t = r;
-            }
-            Kind::Symlink(t)
+            Kind::Symlink(relative_link(
+                &rel,
+                target.as_os_str().as_bytes(),
+                build_prefix.as_bytes(),
+            ))
         } else if ft.is_file() {
             let key = (md.dev(), md.ino());
             if md.nlink() > 1 {
@@ -495,17 +514,43 @@ pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<S
         };
         entries.push(Entry { rel, kind });
     }
+    Ok(entries)
+}
 
-    // Files no package owns (pip installs, generated files), and owned files that changed, may
-    // contain the build prefix: find out from their content.
+/// An absolute link into the build prefix would dangle after a move: made relative to the
+/// link's directory (`rel`); other targets are kept.
+fn relative_link(rel: &[u8], target: &[u8], build_prefix: &[u8]) -> Vec<u8> {
+    let bp = build_prefix;
+    let t = target;
+    if !(t.starts_with(bp) && (t.len() == bp.len() || t[bp.len()] == b'/')) {
+        return t.to_vec();
+    }
+    let inside = t[bp.len()..].strip_prefix(b"/").unwrap_or(&t[bp.len()..]);
+    let depth = rel.iter().filter(|&&b| b == b'/').count();
+    let mut r = b"../".repeat(depth);
+    r.extend_from_slice(inside);
+    if r.is_empty() {
+        r = b".".to_vec();
+    }
+    r
+}
+
+/// Files no package owns (pip installs, generated files), and owned files that changed, may
+/// contain the build prefix: their content decides. Then keeps relocation entries only for
+/// files that are packed (not excluded, not symlinks).
+fn find_unmanaged_relocs(
+    root: &Path,
+    build_prefix: &str,
+    entries: &[Entry],
+    m: &mut Managed,
+) -> Result<()> {
     let needle = build_prefix.as_bytes();
-    let check_again: BTreeSet<Vec<u8>> = check_again.into_iter().collect();
     let to_scan: Vec<&Entry> = entries
         .iter()
         .filter(|e| matches!(e.kind, Kind::File { .. }))
         .filter(|e| {
-            (!owned.contains(&e.rel) || check_again.contains(&e.rel))
-                && !relocs.contains_key(&e.rel)
+            (!m.owned.contains(&e.rel) || m.check_again.contains(&e.rel))
+                && !m.relocs.contains_key(&e.rel)
         })
         .collect();
     let found: Vec<Result<Option<RelocEntry>>> = to_scan
@@ -517,7 +562,7 @@ pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<S
         .collect();
     for f in found {
         if let Some(r) = f? {
-            relocs.insert(r.path.clone(), r);
+            m.relocs.insert(r.path.clone(), r);
         }
     }
     // Relocation entries only for files that are packed (not excluded, not symlinks).
@@ -526,8 +571,23 @@ pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<S
         .filter(|e| matches!(e.kind, Kind::File { .. }))
         .map(|e| e.rel.as_slice())
         .collect();
-    relocs.retain(|k, _| packed.contains(k.as_slice()));
+    m.relocs.retain(|k, _| packed.contains(k.as_slice()));
+    Ok(())
+}
 
+/// Scan the prefix. `build_prefix` is the string installed files contain.
+pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<Scan> {
+    let mut managed = read_managed(root, build_prefix)?;
+    let entries = walk_tree(root, build_prefix, filter, &managed.owned)?;
+    find_unmanaged_relocs(root, build_prefix, &entries, &mut managed)?;
+    let Managed {
+        owned,
+        relocs,
+        conda,
+        missing,
+        modified,
+        ..
+    } = managed;
     let pip = read_pip(root, &owned);
     let env_vars = read_env_vars(root);
     Ok(Scan {

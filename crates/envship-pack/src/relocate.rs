@@ -326,6 +326,19 @@ pub(crate) fn relocate_content(
     }
 }
 
+/// A prefix as relocation writes it, without a trailing `/`: `given` when set, else `dir`'s
+/// path, which must then be UTF-8.
+pub(crate) fn prefix_string(given: Option<&str>, dir: &Path) -> Result<String> {
+    let s = match given {
+        Some(g) => g,
+        None => dir.to_str().ok_or_else(|| PackError::BadPrefix {
+            prefix: dir.to_string_lossy().into_owned(),
+            reason: "not valid UTF-8",
+        })?,
+    };
+    Ok(s.trim_end_matches('/').to_string())
+}
+
 /// Check up front that `new` fits every binary entry's room.
 pub(crate) fn check_capacity(list: &RelocationList, new: &[u8]) -> Result<()> {
     for e in &list.entries {

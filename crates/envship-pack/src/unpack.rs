@@ -26,6 +26,7 @@ use crate::{
     archive_path::ArchivePath,
     beneath::{is_link_in_the_way, Beneath},
     error::{PackError, Result},
+    format::ArchiveKind,
     relocate::{self, RelocateOutput, RelocationList, RELOCATION_LIST},
 };
 
@@ -175,45 +176,6 @@ fn set_mtime(f: &fs::File, mtime: u64, path: &Path) -> Result<()> {
         .map_err(PackError::io("setting mtime of", path))
 }
 
-/// Sniffed archive kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Gz,
-    Zst,
-    Tar,
-    Zip,
-}
-
-fn sniff(archive: &Path) -> Result<Kind> {
-    let mut magic = [0u8; 262];
-    let mut f = fs::File::open(archive).map_err(PackError::io("opening", archive))?;
-    let mut n = 0;
-    while n < magic.len() {
-        let k = f
-            .read(&mut magic[n..])
-            .map_err(PackError::io("reading", archive))?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    let m = &magic[..n];
-    if m.starts_with(&[0x1f, 0x8b]) {
-        Ok(Kind::Gz)
-    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Kind::Zst)
-    } else if m.starts_with(b"PK\x03\x04") || m.starts_with(b"PK\x05\x06") {
-        Ok(Kind::Zip)
-    } else if n >= 262 && &m[257..262] == b"ustar" {
-        Ok(Kind::Tar)
-    } else {
-        Err(PackError::BadArchive {
-            path: archive.to_path_buf(),
-            reason: "not a tar.gz, tar.zst, tar or zip file".into(),
-        })
-    }
-}
-
 /// Unpack `archive` into `dest` and relocate it there (see the module docs for the checks).
 pub fn unpack(
     archive: &Path,
@@ -221,7 +183,7 @@ pub fn unpack(
     opts: &UnpackOptions,
     progress: &dyn Progress,
 ) -> Result<UnpackOutput> {
-    let kind = sniff(archive)?;
+    let kind = ArchiveKind::sniff_file(archive)?;
     let dest = std::path::absolute(dest).map_err(PackError::io("resolving", dest))?;
     if !opts.force && !dest_is_empty(&dest)? {
         return Err(PackError::DestNotEmpty { path: dest });
@@ -257,7 +219,7 @@ pub fn unpack(
 
 fn unpack_into(
     archive: &Path,
-    kind: Kind,
+    kind: ArchiveKind,
     root: &Beneath,
     opts: &UnpackOptions,
     progress: &dyn Progress,
@@ -279,138 +241,34 @@ fn unpack_into(
     let archive_size = fs::metadata(archive).map(|m| m.len()).ok();
     progress.start("unpack", archive_size, ProgressUnit::Bytes);
     let mut seen = Seen::default();
-    let bad = |reason: String| PackError::BadArchive {
-        path: archive.to_path_buf(),
-        reason,
-    };
-    // A scoped pool: its threads are joined before unpack goes on (a plain pool's threads would
-    // outlive the call, still holding their memory while the caller continues).
-    let read_result: Result<()> = rayon::ThreadPoolBuilder::new()
+    // The pool's threads are joined before unpack goes on: a pool left to itself has threads
+    // that outlive the call, holding their memory while the caller continues. (`build_scoped`
+    // waits only for their closures to return, not for the threads to exit.)
+    let handles = Mutex::new(Vec::new());
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .thread_name(|i| format!("envship-unpack-{i}"))
-        .build_scoped(
-            |thread| thread.run(),
-            |pool| {
-                pool.in_place_scope(|scope| {
-                    if kind == Kind::Zip {
-                        return unpack_zip(archive, &w, &mut seen);
-                    }
-                    let file =
-                        fs::File::open(archive).map_err(PackError::io("opening", archive))?;
-                    let counted = Counting {
-                        inner: BufReader::with_capacity(1 << 20, file),
-                        progress,
-                    };
-                    let reader: Box<dyn Read> = match kind {
-                        Kind::Gz => Box::new(flate2::read::MultiGzDecoder::new(counted)),
-                        Kind::Zst => Box::new(
-                            zstd::stream::read::Decoder::new(counted)
-                                .map_err(PackError::io("reading", archive))?,
-                        ),
-                        _ => Box::new(counted),
-                    };
-                    let mut ar = tar::Archive::new(reader);
-                    let entries = ar.entries().map_err(|e| bad(e.to_string()))?;
-                    for entry in entries {
-                        if w.failed() {
-                            break;
-                        }
-                        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-                        let raw = entry.path_bytes().into_owned();
-                        let Some(name) = entry_path(&raw)? else {
-                            continue;
-                        };
-                        if has_symlink_ancestor(&name, &seen.symlinks) {
-                            return Err(unsafe_entry(&raw, "entry below a symlink of the archive"));
-                        }
-                        let et = entry.header().entry_type();
-                        match et {
-                            tar::EntryType::Directory => w.mkdir(name.as_bytes())?,
-                            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                                let exec = entry
-                                    .header()
-                                    .mode()
-                                    .map(|m| m & 0o111 != 0)
-                                    .unwrap_or(false);
-                                let size = entry.size();
-                                let mtime = entry.header().mtime().unwrap_or(0);
-                                w.ensure_parent(&name)?;
-                                seen.files += 1;
-                                seen.bytes += size;
-                                seen.files_written.insert(name.clone());
-                                if size <= SMALL {
-                                    let mut data = Vec::with_capacity(size as usize);
-                                    entry
-                                        .read_to_end(&mut data)
-                                        .map_err(|e| bad(e.to_string()))?;
-                                    let len = data.len();
-                                    {
-                                        let mut n = w
-                                            .inflight
-                                            .lock()
-                                            .map_err(|_| bad("writer thread panicked".into()))?;
-                                        while *n > 0 && *n + len > INFLIGHT_LIMIT {
-                                            n = w.cv.wait(n).map_err(|_| {
-                                                bad("writer thread panicked".into())
-                                            })?;
-                                        }
-                                        *n += len;
-                                    }
-                                    let wref = &w;
-                                    scope.spawn(move |_| {
-                                        if let Err(e) = wref.write_small(&name, exec, &data, mtime)
-                                        {
-                                            wref.fail(e);
-                                        }
-                                        if let Ok(mut n) = wref.inflight.lock() {
-                                            *n -= len;
-                                        }
-                                        wref.cv.notify_all();
-                                    });
-                                } else {
-                                    let mut f = w.create(&name, exec)?;
-                                    io::copy(&mut entry, &mut f)
-                                        .map_err(PackError::io("writing", w.path(&name)))?;
-                                    set_mtime(&f, mtime, &w.path(&name))?;
-                                }
-                            }
-                            tar::EntryType::GNUSparse => {
-                                return Err(bad(format!(
-                                    "sparse entry {:?} is not supported",
-                                    String::from_utf8_lossy(&raw)
-                                )))
-                            }
-                            tar::EntryType::Symlink => {
-                                let target = entry
-                                    .link_name_bytes()
-                                    .map(|t| t.into_owned())
-                                    .unwrap_or_default();
-                                seen.symlink(name, target)?;
-                            }
-                            tar::EntryType::Link => {
-                                let target = entry
-                                    .link_name_bytes()
-                                    .map(|t| t.into_owned())
-                                    .unwrap_or_default();
-                                seen.hardlink(&raw, name, &target)?;
-                            }
-                            tar::EntryType::XGlobalHeader
-                            | tar::EntryType::XHeader
-                            | tar::EntryType::GNULongName
-                            | tar::EntryType::GNULongLink => {}
-                            _ => {
-                                return Err(unsafe_entry(
-                                    &raw,
-                                    "device, fifo or unknown entry type",
-                                ))
-                            }
-                        }
-                    }
-                    Ok(())
-                })
-            },
-        )
+        .spawn_handler(|thread| {
+            let handle = std::thread::Builder::new()
+                .name(format!("envship-unpack-{}", thread.index()))
+                .spawn(|| thread.run())?;
+            if let Ok(mut h) = handles.lock() {
+                h.push(handle);
+            }
+            Ok(())
+        })
+        .build()
         .map_err(PackError::ThreadPool)?;
+    let read_result: Result<()> = pool.in_place_scope(|scope| {
+        if kind == ArchiveKind::Zip {
+            return unpack_zip(archive, &w, &mut seen);
+        }
+        read_tar(archive, kind, &w, &mut seen, scope, progress)
+    });
+    // Dropping the pool ends its threads; joining them waits until they have exited.
+    drop(pool);
+    for handle in handles.into_inner().unwrap_or_default() {
+        let _ = handle.join();
+    }
     read_result?;
     if let Some(e) = w.error.lock().ok().and_then(|mut e| e.take()) {
         return Err(e);
@@ -468,17 +326,7 @@ fn unpack_into(
         }
         None
     } else {
-        let new = match &opts.prefix {
-            Some(p) => p.trim_end_matches('/').to_string(),
-            None => env_root
-                .to_str()
-                .ok_or_else(|| PackError::BadPrefix {
-                    prefix: env_root.to_string_lossy().into_owned(),
-                    reason: "not valid UTF-8",
-                })?
-                .trim_end_matches('/')
-                .to_string(),
-        };
+        let new = relocate::prefix_string(opts.prefix.as_deref(), &env_root)?;
         progress.start("relocate", None, ProgressUnit::Items);
         let r = relocate::relocate_beneath(env_dir, &new)?;
         progress.finish("relocate");
@@ -491,6 +339,139 @@ fn unpack_into(
         links,
         relocation,
     })
+}
+
+/// Reads a tar stream: directories and big files are written here, small files on `scope`'s
+/// threads, links are deferred to `seen`.
+fn read_tar<'s, 'a: 's>(
+    archive: &Path,
+    kind: ArchiveKind,
+    w: &'s Writer<'a>,
+    seen: &mut Seen,
+    scope: &rayon::Scope<'s>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let bad = |reason: String| PackError::BadArchive {
+        path: archive.to_path_buf(),
+        reason,
+    };
+    let file = fs::File::open(archive).map_err(PackError::io("opening", archive))?;
+    let counted = Counting {
+        inner: BufReader::with_capacity(1 << 20, file),
+        progress,
+    };
+    let reader: Box<dyn Read> = match kind {
+        ArchiveKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+        ArchiveKind::TarZst => Box::new(
+            zstd::stream::read::Decoder::new(counted).map_err(PackError::io("reading", archive))?,
+        ),
+        _ => Box::new(counted),
+    };
+    let mut ar = tar::Archive::new(reader);
+    let entries = ar.entries().map_err(|e| bad(e.to_string()))?;
+    for entry in entries {
+        if w.failed() {
+            break;
+        }
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let raw = entry.path_bytes().into_owned();
+        let Some(name) = entry_path(&raw)? else {
+            continue;
+        };
+        if has_symlink_ancestor(&name, &seen.symlinks) {
+            return Err(unsafe_entry(&raw, "entry below a symlink of the archive"));
+        }
+        let et = entry.header().entry_type();
+        match et {
+            tar::EntryType::Directory => w.mkdir(name.as_bytes())?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let exec = entry
+                    .header()
+                    .mode()
+                    .map(|m| m & 0o111 != 0)
+                    .unwrap_or(false);
+                let size = entry.size();
+                let mtime = entry.header().mtime().unwrap_or(0);
+                w.ensure_parent(&name)?;
+                seen.files += 1;
+                seen.bytes += size;
+                seen.files_written.insert(name.clone());
+                if size <= SMALL {
+                    let mut data = Vec::with_capacity(size as usize);
+                    entry
+                        .read_to_end(&mut data)
+                        .map_err(|e| bad(e.to_string()))?;
+                    spawn_small(w, scope, name, exec, data, mtime, &bad)?;
+                } else {
+                    let mut f = w.create(&name, exec)?;
+                    io::copy(&mut entry, &mut f)
+                        .map_err(PackError::io("writing", w.path(&name)))?;
+                    set_mtime(&f, mtime, &w.path(&name))?;
+                }
+            }
+            tar::EntryType::GNUSparse => {
+                return Err(bad(format!(
+                    "sparse entry {:?} is not supported",
+                    String::from_utf8_lossy(&raw)
+                )))
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                seen.symlink(name, target)?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                seen.hardlink(&raw, name, &target)?;
+            }
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => {}
+            _ => return Err(unsafe_entry(&raw, "device, fifo or unknown entry type")),
+        }
+    }
+    Ok(())
+}
+
+/// Hands a small file to a writer thread, waiting while too many bytes are in flight.
+fn spawn_small<'s, 'a: 's>(
+    w: &'s Writer<'a>,
+    scope: &rayon::Scope<'s>,
+    name: ArchivePath,
+    exec: bool,
+    data: Vec<u8>,
+    mtime: u64,
+    bad: &dyn Fn(String) -> PackError,
+) -> Result<()> {
+    let len = data.len();
+    {
+        let mut n = w
+            .inflight
+            .lock()
+            .map_err(|_| bad("writer thread panicked".into()))?;
+        while *n > 0 && *n + len > INFLIGHT_LIMIT {
+            n =
+                w.cv.wait(n)
+                    .map_err(|_| bad("writer thread panicked".into()))?;
+        }
+        *n += len;
+    }
+    scope.spawn(move |_| {
+        if let Err(e) = w.write_small(&name, exec, &data, mtime) {
+            w.fail(e);
+        }
+        if let Ok(mut n) = w.inflight.lock() {
+            *n -= len;
+        }
+        w.cv.notify_all();
+    });
+    Ok(())
 }
 
 /// What the reader has seen so far: links to create at the end, names for the checks.

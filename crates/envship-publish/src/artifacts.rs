@@ -3,34 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
-/// Archive extensions pack writes, longest first so `.tar.gz` wins over `.gz`.
-pub const ARCHIVE_EXTENSIONS: &[&str] =
-    &[".tar.gz", ".tar.zst", ".tar.bz2", ".tgz", ".tar", ".zip"];
+use envship_pack::format::Sidecar;
+pub use envship_pack::format::{archive_stem, ARCHIVE_EXTENSIONS};
 
 /// Sidecar suffixes looked for next to an archive, appended to its stem (the name without the
-/// archive extension). `.sha256` and `.manifest.json` are pack's; the others come from ship.
+/// archive extension): the stages' ([`Sidecar`]), and the lock and JUnit report ship adds.
 pub const SIDECAR_SUFFIXES: &[&str] = &[
-    ".sha256",
-    ".manifest.json",
+    Sidecar::Sha256.suffix(),
+    Sidecar::Manifest.suffix(),
     ".lock",
     ".envship.lock",
-    ".audit.json",
-    ".test.log",
+    Sidecar::Audit.suffix(),
+    Sidecar::TestLog.suffix(),
     ".junit.xml",
 ];
-
-/// The archive's file name without its archive extension: `foo-1.0-linux-64.tar.gz` →
-/// `foo-1.0-linux-64`.
-pub fn archive_stem(file_name: &str) -> &str {
-    for ext in ARCHIVE_EXTENSIONS {
-        if let Some(stem) = file_name.strip_suffix(ext) {
-            if !stem.is_empty() {
-                return stem;
-            }
-        }
-    }
-    file_name
-}
 
 /// Sidecar `suffix` of `archive` if it exists: `STEM{suffix}` first, then `ARCHIVE{suffix}`
 /// (the `sha256sum > X.tar.gz.sha256` convention).
@@ -62,15 +48,6 @@ pub fn collect(archive: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stems() {
-        assert_eq!(archive_stem("a-1-linux-64.tar.gz"), "a-1-linux-64");
-        assert_eq!(archive_stem("a.tar.zst"), "a");
-        assert_eq!(archive_stem("a.zip"), "a");
-        assert_eq!(archive_stem(".tar.gz"), ".tar.gz");
-        assert_eq!(archive_stem("plain"), "plain");
-    }
 
     #[test]
     fn collects_existing_sidecars() {

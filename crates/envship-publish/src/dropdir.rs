@@ -6,12 +6,11 @@
 //! has the name is never replaced, and an identical one makes the publish a no-op.
 
 use std::{
-    io::{Read, Write},
+    io::Write,
     path::{Path, PathBuf},
 };
 
 use envship_spec::{Progress, ProgressUnit};
-use sha2::{Digest, Sha256};
 
 use crate::{artifacts, error::PublishError, hash};
 
@@ -172,26 +171,23 @@ fn copy_one(src: &Path, dir: &Path, progress: &dyn Progress) -> Result<DropOutco
         .suffix(".partial")
         .tempfile_in(dir)
         .map_err(PublishError::io("creating a temp file in", dir))?;
-    let mut h = Sha256::new();
     let mut bytes = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(PublishError::io("reading", src)(e)),
-        };
-        h.update(&buf[..n]);
-        tmp.write_all(&buf[..n])
-            .map_err(PublishError::io("writing", tmp.path()))?;
-        bytes += n as u64;
-        progress.advance("publish", n as u64);
-    }
+    // Hash while copying; a failed write is told apart from a failed read by the flag.
+    let mut write_failed = false;
+    let copied = envship_spec::digest::sha256_reader_with(&mut input, |chunk| {
+        tmp.write_all(chunk).inspect_err(|_| write_failed = true)?;
+        bytes += chunk.len() as u64;
+        progress.advance("publish", chunk.len() as u64);
+        Ok(())
+    });
+    let sha256 = match copied {
+        Ok(sum) => sum,
+        Err(e) if write_failed => return Err(PublishError::io("writing", tmp.path())(e)),
+        Err(e) => return Err(PublishError::io("reading", src)(e)),
+    };
     tmp.as_file()
         .sync_all()
         .map_err(PublishError::io("writing", tmp.path()))?;
-    let sha256 = hex::encode(h.finalize());
     // Read back what landed on the (possibly network) filesystem, not what we meant to write.
     let written = hash::sha256_file(tmp.path()).map_err(PublishError::io("reading", tmp.path()))?;
     if written != sha256 {

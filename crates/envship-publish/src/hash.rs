@@ -1,33 +1,9 @@
-//! sha256 of files and the `sha256sum` sidecar format.
+//! The `sha256sum` sidecar format; file hashing is envship-spec's [`envship_spec::digest`].
 
-use std::{
-    io::{self, Read},
-    path::Path,
-};
+use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
-/// Hex sha256 of a file's contents, streamed.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut f = fs_err::File::open(path)?;
-    sha256_reader(&mut f)
-}
-
-/// Hex sha256 of everything `r` yields.
-pub fn sha256_reader(r: &mut impl Read) -> io::Result<String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
+/// The file hashing every stage shares (envship-spec's).
+pub use envship_spec::digest::{sha256_file, sha256_reader};
 
 /// Parse `sha256sum` output (`HEX  NAME` or `HEX *NAME`, one or more lines) and return the hash
 /// recorded for `file_name`; a single-line file without a name also matches.

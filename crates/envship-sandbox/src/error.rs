@@ -57,13 +57,10 @@ pub enum SandboxError {
         reason: String,
     },
 
-    /// The archive's file name does not say how to unpack it.
-    #[error("cannot tell the format of archive {path}: expected .tar.gz, .tgz, .tar.bz2, .tar.xz, .tar.zst, .tar, .zip or a directory")]
-    #[diagnostic(code(envship::sandbox::archive_format))]
-    UnknownArchiveFormat {
-        /// The archive path.
-        path: PathBuf,
-    },
+    /// The archive is not one `envship unpack` reads (the same check, the same message).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    UnknownArchiveFormat(Box<envship_pack::PackError>),
 
     /// The kernel refused to create user namespaces for this user.
     #[error("cannot create a user namespace: {source}")]

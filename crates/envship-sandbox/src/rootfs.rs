@@ -9,8 +9,8 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
+use envship_pack::format::Magic;
 use envship_spec::{Progress, ProgressUnit};
-use sha2::{Digest, Sha256};
 
 use crate::{RootfsSource, SandboxError};
 
@@ -158,20 +158,13 @@ fn sha256_file(path: &Path, progress: &dyn Progress) -> Result<String, SandboxEr
     let mut f = open_tar(path)?;
     let len = f.metadata().map(|m| m.len()).ok();
     progress.start("rootfs-hash", len, ProgressUnit::Bytes);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| SandboxError::io("read", path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        progress.advance("rootfs-hash", n as u64);
-    }
+    let sum = envship_spec::digest::sha256_reader_with(&mut f, |chunk| {
+        progress.advance("rootfs-hash", chunk.len() as u64);
+        Ok(())
+    })
+    .map_err(|e| SandboxError::io("read", path, e))?;
     progress.finish("rootfs-hash");
-    Ok(hex::encode(h.finalize()))
+    Ok(sum)
 }
 
 fn entry_name<R: Read>(entry: &tar::Entry<'_, R>) -> String {
@@ -284,15 +277,17 @@ fn image_layers(tarball: &Path) -> Result<Vec<String>, SandboxError> {
 }
 
 /// gzip, zstd or plain, by magic bytes.
+/// A layer's reader, decompressed by what its first bytes say (envship-pack's [`Magic`]).
 fn decompress<'a, R: Read + 'a>(mut r: BufReader<R>) -> std::io::Result<Box<dyn Read + 'a>> {
     use std::io::BufRead;
-    let head = r.fill_buf()?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(r)?))
-    } else {
-        Ok(Box::new(r))
+    match Magic::of(r.fill_buf()?) {
+        Some(Magic::Gzip) => Ok(Box::new(flate2::read::MultiGzDecoder::new(r))),
+        Some(Magic::Zstd) => Ok(Box::new(zstd::stream::read::Decoder::with_buffer(r)?)),
+        Some(m @ (Magic::Bzip2 | Magic::Xz)) => Err(std::io::Error::other(format!(
+            "{}-compressed layers are not supported (gzip, zstd or plain tar are)",
+            m.name()
+        ))),
+        _ => Ok(Box::new(r)),
     }
 }
 
@@ -395,6 +390,7 @@ fn apply_layer(
 mod tests {
     use super::*;
     use envship_spec::NoProgress;
+    use sha2::{Digest, Sha256};
 
     fn layer(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

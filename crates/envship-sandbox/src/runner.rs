@@ -14,7 +14,7 @@ use crate::SandboxError;
 /// How an archive is unpacked, from its file name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArchiveFormat {
-    /// Any tar that `tar -xf` reads by itself (plain, gzip, bzip2, xz).
+    /// A plain or gzip-compressed tar (`tar -xf` reads both by itself).
     Tar,
     /// `.tar.zst`: needs `zstd` (or a tar that knows `--zstd`) inside the sandbox.
     TarZst,
@@ -25,28 +25,17 @@ pub enum ArchiveFormat {
 }
 
 impl ArchiveFormat {
-    /// The format of `path` (a directory, or by file extension).
+    /// The format of `path`: a directory, or what its first bytes say, as `envship unpack`
+    /// decides ([`envship_pack::ArchiveKind`]), so the sandbox takes exactly the archives
+    /// unpack takes.
     pub fn detect(path: &Path) -> Result<Self, SandboxError> {
-        if path.is_dir() {
-            return Ok(Self::Dir);
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        let tar_suffixes = [
-            ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar",
-        ];
-        if tar_suffixes.iter().any(|s| name.ends_with(s)) {
-            Ok(Self::Tar)
-        } else if name.ends_with(".tar.zst") || name.ends_with(".tzst") {
-            Ok(Self::TarZst)
-        } else if name.ends_with(".zip") {
-            Ok(Self::Zip)
-        } else {
-            Err(SandboxError::UnknownArchiveFormat {
-                path: path.to_path_buf(),
-            })
+        use envship_pack::ArchiveKind;
+        match ArchiveKind::detect(path) {
+            Ok(ArchiveKind::Dir) => Ok(Self::Dir),
+            Ok(ArchiveKind::TarGz | ArchiveKind::Tar) => Ok(Self::Tar),
+            Ok(ArchiveKind::TarZst) => Ok(Self::TarZst),
+            Ok(ArchiveKind::Zip) => Ok(Self::Zip),
+            Err(e) => Err(SandboxError::UnknownArchiveFormat(Box::new(e))),
         }
     }
 }
@@ -213,14 +202,62 @@ mod tests {
         }
     }
 
+    /// Detection by content, agreeing with `envship unpack`: real archives, names that lie, and
+    /// a real bzip2 tar (which `tar -xf` could read but unpack refuses) refused with unpack's
+    /// message.
     #[test]
     fn formats() {
-        let f = |n: &str| ArchiveFormat::detect(Path::new(n)).ok();
-        assert_eq!(f("/x/a-1.0-linux-64.tar.gz"), Some(ArchiveFormat::Tar));
-        assert_eq!(f("a.TAR.BZ2"), Some(ArchiveFormat::Tar));
-        assert_eq!(f("a.tar.zst"), Some(ArchiveFormat::TarZst));
-        assert_eq!(f("a.zip"), Some(ArchiveFormat::Zip));
-        assert_eq!(f("a.rar"), None);
+        use std::io::Write;
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_cksum();
+        b.append_data(&mut h, "a", &b"abc"[..]).expect("tar entry");
+        let tar = b.into_inner().expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let zst = zstd::encode_all(&tar[..], 3).expect("zstd");
+        // The end record of an empty zip: a complete, valid zip file.
+        let mut zip = b"PK\x05\x06".to_vec();
+        zip.resize(22, 0);
+        let f = |name: &str, data: &[u8]| {
+            let p = d.path().join(name);
+            std::fs::write(&p, data).expect("write");
+            ArchiveFormat::detect(&p)
+        };
+        assert_eq!(
+            f("a-1.0-linux-64.tar.gz", &gz).ok(),
+            Some(ArchiveFormat::Tar)
+        );
+        assert_eq!(f("a.tar", &tar).ok(), Some(ArchiveFormat::Tar));
+        assert_eq!(f("a.tar.gz", &zst).ok(), Some(ArchiveFormat::TarZst));
+        assert_eq!(f("a.zip", &zip).ok(), Some(ArchiveFormat::Zip));
+        assert_eq!(
+            ArchiveFormat::detect(d.path()).ok(),
+            Some(ArchiveFormat::Dir)
+        );
+        let e = f("a.rar", b"Rar!\x1a\x07\x00").expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("not a tar.gz, tar.zst, tar or zip file"),
+            "{e}"
+        );
+
+        let plain = d.path().join("b.tar");
+        std::fs::write(&plain, &tar).expect("write");
+        match std::process::Command::new("bzip2").arg(&plain).status() {
+            Ok(s) if s.success() => {
+                let e = ArchiveFormat::detect(&d.path().join("b.tar.bz2")).expect_err("bzip2");
+                assert!(
+                    matches!(e, SandboxError::UnknownArchiveFormat(_))
+                        && e.to_string().contains("bzip2-compressed"),
+                    "{e}"
+                );
+            }
+            _ => envship_test_support::skip("formats", "no bzip2 to make a .tar.bz2"),
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod build_record;
 pub mod conda_meta;
 pub mod config;
+pub mod digest;
 pub mod env_file;
 pub mod output;
 pub mod progress;

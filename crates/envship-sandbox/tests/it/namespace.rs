@@ -91,7 +91,10 @@ fn broken_archive_fails_in_the_unpack_step() {
         return;
     }
     let p = Project::new("exit 0\n", &env_files(&[]));
-    std::fs::write(&p.archive, b"this is not gzip").unwrap();
+    // A truncated download: still gzip by its first bytes (garbage is refused before the
+    // sandbox starts, as `envship unpack` refuses it), but `tar -xf` fails on it.
+    let whole = std::fs::read(&p.archive).unwrap();
+    std::fs::write(&p.archive, &whole[..whole.len() / 2]).unwrap();
     let (outcome, lines) = run(&p.options(Isolation::Namespace));
     assert!(!outcome.passed);
     assert_eq!(outcome.failed_step, Some(Step::Unpack));

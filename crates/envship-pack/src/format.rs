@@ -1,0 +1,286 @@
+//! Archive formats, the one place that knows them: the [`Format`] pack writes, what an existing
+//! archive is ([`ArchiveKind`], by its magic bytes or its file name), the raw compression of a
+//! stream ([`Magic`], e.g. a docker image layer), the archive stem (`NAME-VERSION-SUBDIR`) and the
+//! sidecar files written beside an archive ([`Sidecar`]).
+//!
+//! Unpack, the sandbox's runner, the sandbox's rootfs import and publish all ask this module, so
+//! an archive one stage accepts is one every stage accepts. This module only names and detects:
+//! decoding stays with whoever reads the stream.
+
+use std::{
+    ffi::OsString,
+    fs,
+    io::{self, Read},
+    path::{Path, PathBuf},
+};
+
+use crate::error::{PackError, Result};
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Format {
+    /// gzip-compressed tar (readable by RHEL6's tar); the default.
+    #[default]
+    #[serde(rename = "tar.gz")]
+    TarGz,
+    /// zstd-compressed tar.
+    #[serde(rename = "tar.zst")]
+    TarZst,
+    /// zip (no hardlinks: linked files are stored twice; names must be UTF-8).
+    #[serde(rename = "zip")]
+    Zip,
+    /// A plain directory.
+    #[serde(rename = "dir")]
+    Dir,
+}
+
+impl Format {
+    /// The file name extension (`tar.gz`, …; empty for `dir`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::TarGz => "tar.gz",
+            Format::TarZst => "tar.zst",
+            Format::Zip => "zip",
+            Format::Dir => "",
+        }
+    }
+
+    /// The name used in manifests and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Dir => "dir",
+            f => f.extension(),
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "tar.gz" | "tgz" => Ok(Format::TarGz),
+            "tar.zst" | "tzst" => Ok(Format::TarZst),
+            "zip" => Ok(Format::Zip),
+            "dir" => Ok(Format::Dir),
+            _ => Err(format!(
+                "unknown format {s:?}: expected tar.gz, tar.zst, zip or dir"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an existing archive is: the formats `envship unpack` and the sandbox read (pack's
+/// formats, plus a plain tar).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// gzip-compressed tar.
+    TarGz,
+    /// zstd-compressed tar.
+    TarZst,
+    /// An uncompressed (ustar or GNU) tar.
+    Tar,
+    /// zip.
+    Zip,
+    /// An unpacked directory (pack's `dir` format).
+    Dir,
+}
+
+/// File name extensions of the archives [`ArchiveKind`] covers, longest first where one ends
+/// another (`.tar.gz` before `.tar`).
+pub const ARCHIVE_EXTENSIONS: &[&str] = &[".tar.gz", ".tgz", ".tar.zst", ".tzst", ".tar", ".zip"];
+
+impl ArchiveKind {
+    /// The kind a file name's extension says (ASCII case ignored); `None` for other names,
+    /// e.g. `.tar.bz2`, which unpack does not read.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let lower = name.to_ascii_lowercase();
+        let ext = ARCHIVE_EXTENSIONS.iter().find(|e| lower.ends_with(*e))?;
+        Some(match *ext {
+            ".tar.gz" | ".tgz" => ArchiveKind::TarGz,
+            ".tar.zst" | ".tzst" => ArchiveKind::TarZst,
+            ".zip" => ArchiveKind::Zip,
+            _ => ArchiveKind::Tar,
+        })
+    }
+
+    /// The kind of the file at `path`, from its first bytes, or [`PackError::BadArchive`] for
+    /// anything else (bzip2 and xz tars included: unpack does not read them). The name does not
+    /// matter: a `.tar.gz` that holds zstd is read as zstd.
+    pub fn sniff_file(path: &Path) -> Result<Self> {
+        let mut head = [0u8; Magic::HEAD_LEN];
+        let mut f = fs::File::open(path).map_err(PackError::io("opening", path))?;
+        let n = read_head(&mut f, &mut head).map_err(PackError::io("reading", path))?;
+        let not_an_archive = |what: &str| PackError::BadArchive {
+            path: path.to_path_buf(),
+            reason: format!("{what}not a tar.gz, tar.zst, tar or zip file"),
+        };
+        match Magic::of(&head[..n]) {
+            Some(Magic::Gzip) => Ok(ArchiveKind::TarGz),
+            Some(Magic::Zstd) => Ok(ArchiveKind::TarZst),
+            Some(Magic::Zip) => Ok(ArchiveKind::Zip),
+            Some(Magic::Tar) => Ok(ArchiveKind::Tar),
+            Some(m @ (Magic::Bzip2 | Magic::Xz)) => {
+                Err(not_an_archive(&format!("{}-compressed, ", m.name())))
+            }
+            None => Err(not_an_archive("")),
+        }
+    }
+
+    /// [`ArchiveKind::Dir`] for a directory, else [`ArchiveKind::sniff_file`].
+    pub fn detect(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            Ok(ArchiveKind::Dir)
+        } else {
+            Self::sniff_file(path)
+        }
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; the number of bytes read.
+fn read_head(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// What a stream's first bytes say it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Magic {
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// zstd frame (`28 b5 2f fd`).
+    Zstd,
+    /// bzip2 (`BZh` and a block size digit).
+    Bzip2,
+    /// xz (`fd 37 7a 58 5a 00`).
+    Xz,
+    /// zip (a local file header, or the end record of an empty zip).
+    Zip,
+    /// tar (`ustar` at offset 257: POSIX ustar and GNU tar).
+    Tar,
+}
+
+impl Magic {
+    /// Bytes needed to tell every kind apart (a tar's magic ends at 262).
+    pub const HEAD_LEN: usize = 262;
+
+    /// The kind `head` (a stream's first bytes, up to [`Magic::HEAD_LEN`]) starts with.
+    pub fn of(head: &[u8]) -> Option<Self> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Magic::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Magic::Zstd)
+        } else if head.starts_with(b"BZh") && head.get(3).is_some_and(|b| (b'1'..=b'9').contains(b))
+        {
+            Some(Magic::Bzip2)
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Some(Magic::Xz)
+        } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+            Some(Magic::Zip)
+        } else if head.get(257..262) == Some(b"ustar") {
+            Some(Magic::Tar)
+        } else {
+            None
+        }
+    }
+
+    /// A short name for messages (`gzip`, `xz`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Magic::Gzip => "gzip",
+            Magic::Zstd => "zstd",
+            Magic::Bzip2 => "bzip2",
+            Magic::Xz => "xz",
+            Magic::Zip => "zip",
+            Magic::Tar => "tar",
+        }
+    }
+}
+
+/// `NAME-VERSION-SUBDIR`: what every file of one release is named after.
+pub fn stem(name: &str, version: &str, subdir: &str) -> String {
+    format!("{name}-{version}-{subdir}")
+}
+
+/// `NAME-VERSION-SUBDIR.EXT` (no extension for `dir`).
+pub fn default_file_name(name: &str, version: &str, subdir: &str, format: Format) -> String {
+    match format {
+        Format::Dir => stem(name, version, subdir),
+        f => format!("{}.{}", stem(name, version, subdir), f.extension()),
+    }
+}
+
+/// The archive's file name without its archive extension ([`ARCHIVE_EXTENSIONS`]):
+/// `foo-1.0-linux-64.tar.gz` → `foo-1.0-linux-64`; other names are returned whole.
+pub fn archive_stem(file_name: &str) -> &str {
+    for ext in ARCHIVE_EXTENSIONS {
+        if let Some(stem) = file_name.strip_suffix(ext) {
+            if !stem.is_empty() {
+                return stem;
+            }
+        }
+    }
+    file_name
+}
+
+/// A file the stages write beside an archive, named `STEM{suffix}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sidecar {
+    /// The archive's sha256, in `sha256sum` format (pack).
+    Sha256,
+    /// What is in the archive ([`crate::Manifest`]; pack, updated by audit and test).
+    Manifest,
+    /// The audit report (audit).
+    Audit,
+    /// The test script's output (test).
+    TestLog,
+}
+
+impl Sidecar {
+    /// Every sidecar, in the order they are written.
+    pub const ALL: &'static [Sidecar] = &[
+        Sidecar::Sha256,
+        Sidecar::Manifest,
+        Sidecar::Audit,
+        Sidecar::TestLog,
+    ];
+
+    /// What is appended to the stem (`.sha256`, …).
+    pub const fn suffix(self) -> &'static str {
+        match self {
+            Sidecar::Sha256 => ".sha256",
+            Sidecar::Manifest => ".manifest.json",
+            Sidecar::Audit => ".audit.json",
+            Sidecar::TestLog => ".test.log",
+        }
+    }
+
+    /// This sidecar of `archive`: beside it, named after its [`archive_stem`] (pack's `dir`
+    /// output has no extension: it is its own stem).
+    pub fn path_for(self, archive: &Path) -> PathBuf {
+        let name = archive.file_name().unwrap_or_default();
+        let mut sidecar = match name.to_str() {
+            Some(n) => OsString::from(archive_stem(n)),
+            None => name.to_os_string(),
+        };
+        sidecar.push(self.suffix());
+        archive.with_file_name(sidecar)
+    }
+}
+
+#[cfg(test)]
+mod tests;

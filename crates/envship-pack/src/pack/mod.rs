@@ -1,0 +1,173 @@
+//! `pack`: prefix → archive (+ `.sha256` and `.manifest.json` sidecars), in three steps:
+//! [`plan`] scans the prefix and decides every entry and the relocation list, [`writers`] store
+//! those entries as tar, zip or a directory, and [`output`] writes through a temp file, hashes,
+//! renames and writes the sidecars.
+
+mod output;
+mod plan;
+mod writers;
+
+use std::path::PathBuf;
+
+use envship_spec::{Progress, ProgressUnit};
+
+use crate::{
+    error::Result,
+    format::{default_file_name, Format},
+    manifest::{Manifest, ManifestTarget, MANIFEST_VERSION},
+};
+
+/// The mtime stored when `SOURCE_DATE_EPOCH` is not set: 1980-01-01T00:00:00Z, the earliest
+/// time zip can store, so every format stores the same instant.
+pub const DEFAULT_EPOCH: u64 = 315_532_800;
+
+/// What to pack and how.
+#[derive(Clone, Debug, Default)]
+pub struct PackOptions {
+    /// The installed environment.
+    pub prefix: PathBuf,
+    /// The prefix string installed files contain; default: `prefix` made absolute.
+    pub build_prefix: Option<String>,
+    /// Output path; default `dist/NAME-VERSION-SUBDIR.EXT` (see [`default_file_name`]).
+    pub output: Option<PathBuf>,
+    /// Environment name.
+    pub name: String,
+    /// Release version.
+    pub version: String,
+    /// Target the archive is for.
+    pub target: ManifestTarget,
+    /// Output format.
+    pub format: Format,
+    /// Bake this prefix into the files (no conda-unpack needed there).
+    pub dest_prefix: Option<String>,
+    /// Put the environment under this directory inside the archive.
+    pub arcroot: Option<String>,
+    /// Globs (relative to the prefix) of paths to leave out; a match on a directory leaves out
+    /// everything below it.
+    pub exclude: Vec<String>,
+    /// Globs that keep a path even when an exclude glob matches.
+    pub include: Vec<String>,
+    /// Compression threads; 0 = all cores.
+    pub jobs: usize,
+    /// Compression level (gzip/zip 0-9, zstd 1-22); default 4, like conda-pack.
+    pub compress_level: Option<i32>,
+    /// Overwrite an existing output.
+    pub force: bool,
+    /// Pack even if files conda-meta lists are missing.
+    pub allow_missing_files: bool,
+    /// Pack even if files conda-meta lists were modified (e.g. overwritten by pip).
+    pub allow_modified_files: bool,
+    /// Pack even with editable pip installs.
+    pub allow_editable: bool,
+    /// mtime for every entry; default `SOURCE_DATE_EPOCH`, else [`DEFAULT_EPOCH`].
+    pub source_date_epoch: Option<u64>,
+}
+
+/// What `pack` produced.
+#[derive(Clone, Debug)]
+pub struct PackOutput {
+    /// The archive (or directory).
+    pub archive: PathBuf,
+    /// Its sha256 (`None` for `dir`).
+    pub sha256: Option<String>,
+    /// The `.sha256` sidecar (`None` for `dir`).
+    pub sha256_path: Option<PathBuf>,
+    /// The `.manifest.json` sidecar.
+    pub manifest_path: PathBuf,
+    /// The manifest written there.
+    pub manifest: Manifest,
+    /// Regular files stored.
+    pub file_count: u64,
+    /// Their uncompressed bytes.
+    pub bytes: u64,
+}
+
+fn source_date_epoch(opts: &PackOptions) -> u64 {
+    opts.source_date_epoch
+        .or_else(|| {
+            std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        })
+        .unwrap_or(DEFAULT_EPOCH)
+}
+
+fn jobs(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        n
+    }
+}
+
+/// Pack a prefix. See the crate docs for the archive layout.
+pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
+    let plan = plan::plan(opts, progress)?;
+    let archive = match &opts.output {
+        Some(p) => p.clone(),
+        None => PathBuf::from("dist").join(default_file_name(
+            &opts.name,
+            &opts.version,
+            &opts.target.subdir,
+            opts.format,
+        )),
+    };
+    let out = output::Destination::prepare(archive, opts.force)?;
+    let prefixes = &plan.prefixes;
+    let ctx = writers::Ctx {
+        mtime: source_date_epoch(opts),
+        rewrite: prefixes
+            .dest
+            .as_ref()
+            .map(|d| (prefixes.build.as_bytes().to_vec(), d.as_bytes().to_vec())),
+        progress,
+    };
+    let how = output::Compression {
+        format: opts.format,
+        level: opts.compress_level.unwrap_or(4),
+        threads: jobs(opts.jobs),
+        force: opts.force,
+    };
+    progress.start("pack", Some(plan.bytes), ProgressUnit::Bytes);
+    let sha256 = output::write_archive(&plan.items, &ctx, &out, &how)?;
+    progress.finish("pack");
+
+    if let Some(sum) = &sha256 {
+        output::write_sha256_sidecar(&out, sum)?;
+    }
+    let manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        envship_version: env!("CARGO_PKG_VERSION").to_string(),
+        name: opts.name.clone(),
+        version: opts.version.clone(),
+        target: opts.target.clone(),
+        archive: out.file_name(),
+        format: opts.format.as_str().to_string(),
+        sha256: sha256.clone(),
+        arcroot: (!plan.arcroot.is_empty())
+            .then(|| String::from_utf8_lossy(&plan.arcroot).into_owned()),
+        build_prefix: prefixes.build.clone(),
+        dest_prefix: prefixes.dest.clone(),
+        recorded_prefix: prefixes.recorded().to_string(),
+        source_date_epoch: ctx.mtime,
+        file_count: plan.file_count,
+        bytes: plan.bytes,
+        relocation: plan.summary.clone(),
+        conda_packages: plan.scan.conda.clone(),
+        pip_packages: plan.scan.pip.clone(),
+        env_vars: plan.scan.env_vars.clone(),
+        audit: None,
+        test: None,
+        extra: Default::default(),
+    };
+    manifest.write(&out.manifest)?;
+    Ok(PackOutput {
+        sha256_path: out.sha256.exists().then(|| out.sha256.clone()),
+        archive: out.archive,
+        sha256,
+        manifest_path: out.manifest,
+        manifest,
+        file_count: plan.file_count,
+        bytes: plan.bytes,
+    })
+}

@@ -1,0 +1,215 @@
+//! The output: the archive written to a temp file (or temp directory) in the output directory,
+//! compressed and hashed on the way, synced, then renamed into place; then the sidecars.
+
+use std::{
+    fs,
+    io::{self, Write},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use sha2::{Digest, Sha256};
+
+use super::{
+    plan::Item,
+    writers::{write_dir, write_tar, write_zip, Ctx},
+};
+use crate::{
+    error::{PackError, Result},
+    format::{Format, Sidecar},
+    pgzip::ParGzWriter,
+    relocate,
+};
+
+/// Where the archive and its sidecars go.
+pub(super) struct Destination {
+    pub archive: PathBuf,
+    /// The directory temp files are made in (so the final rename stays on one file system).
+    pub dir: PathBuf,
+    pub sha256: PathBuf,
+    pub manifest: PathBuf,
+}
+
+impl Destination {
+    /// Creates the output directory; refuses an existing output unless `force`.
+    pub fn prepare(archive: PathBuf, force: bool) -> Result<Self> {
+        let dir = match archive.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(PackError::io("creating", &dir))?;
+        if !force && fs::symlink_metadata(&archive).is_ok() {
+            return Err(PackError::OutputExists { path: archive });
+        }
+        Ok(Destination {
+            sha256: Sidecar::Sha256.path_for(&archive),
+            manifest: Sidecar::Manifest.path_for(&archive),
+            archive,
+            dir,
+        })
+    }
+
+    /// The archive's file name, as the sidecars record it.
+    pub fn file_name(&self) -> String {
+        self.archive
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// How to compress.
+pub(super) struct Compression {
+    pub format: Format,
+    pub level: i32,
+    pub threads: usize,
+    pub force: bool,
+}
+
+/// Writes the archive to `out` and returns its sha256 (`None` for `dir`).
+pub(super) fn write_archive(
+    items: &[Item],
+    ctx: &Ctx<'_>,
+    out: &Destination,
+    how: &Compression,
+) -> Result<Option<String>> {
+    match how.format {
+        Format::TarGz | Format::TarZst => write_tar_file(items, ctx, out, how).map(Some),
+        Format::Zip => {
+            let tmp = temp_file(&out.dir)?;
+            let tmp_path = tmp.path().to_path_buf();
+            write_zip(items, tmp.as_file(), ctx, &tmp_path, how.level)?;
+            tmp.as_file()
+                .sync_all()
+                .map_err(PackError::io("syncing", tmp_path.clone()))?;
+            let sha256 = envship_spec::digest::sha256_file(&tmp_path)
+                .map_err(PackError::io("reading", tmp_path))?;
+            persist(tmp, &out.archive, how.force)?;
+            Ok(Some(sha256))
+        }
+        Format::Dir => {
+            let tmp = tempfile::Builder::new()
+                .prefix(".envship-pack-")
+                .tempdir_in(&out.dir)
+                .map_err(PackError::io("creating a temp dir in", &out.dir))?;
+            write_dir(items, tmp.path(), ctx)?;
+            let out_path = &out.archive;
+            if how.force && fs::symlink_metadata(out_path).is_ok() {
+                let r = if out_path.is_dir() {
+                    fs::remove_dir_all(out_path)
+                } else {
+                    fs::remove_file(out_path)
+                };
+                r.map_err(PackError::io("removing", out_path))?;
+            }
+            let kept = tmp.keep();
+            fs::rename(&kept, out_path).map_err(PackError::io("renaming to", out_path))?;
+            Ok(None)
+        }
+    }
+}
+
+/// A compressed tar, hashed as it is written.
+fn write_tar_file(
+    items: &[Item],
+    ctx: &Ctx<'_>,
+    out: &Destination,
+    how: &Compression,
+) -> Result<String> {
+    let tmp = temp_file(&out.dir)?;
+    let tmp_path = tmp.path().to_path_buf();
+    let handle = tmp
+        .as_file()
+        .try_clone()
+        .map_err(PackError::io("opening", tmp_path.clone()))?;
+    let hw = HashWriter {
+        inner: io::BufWriter::with_capacity(1 << 20, handle),
+        hash: Sha256::new(),
+    };
+    let io_err = PackError::io("writing", tmp_path.clone());
+    let hw = if how.format == Format::TarGz {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(how.threads)
+            .thread_name(|i| format!("envship-gzip-{i}"))
+            .build()
+            .map_err(PackError::ThreadPool)?;
+        let gz = ParGzWriter::new(hw, how.level.clamp(0, 9) as u32, Arc::new(pool));
+        write_tar(items, gz, ctx, &tmp_path)?
+            .finish()
+            .map_err(io_err)?
+    } else {
+        let mut enc = zstd::stream::write::Encoder::new(hw, how.level.clamp(1, 22))
+            .map_err(PackError::io("starting zstd for", tmp_path.clone()))?;
+        // Always the multithreaded code path (even for -j1): zstd's output then does
+        // not depend on the worker count, so archives are reproducible across -j.
+        enc.multithread(how.threads as u32)
+            .map_err(PackError::io("starting zstd threads for", tmp_path.clone()))?;
+        enc.include_checksum(true)
+            .map_err(PackError::io("configuring zstd for", tmp_path.clone()))?;
+        write_tar(items, enc, ctx, &tmp_path)?
+            .finish()
+            .map_err(io_err)?
+    };
+    let HashWriter { mut inner, hash } = hw;
+    inner
+        .flush()
+        .map_err(PackError::io("writing", tmp_path.clone()))?;
+    drop(inner);
+    tmp.as_file()
+        .sync_all()
+        .map_err(PackError::io("syncing", tmp_path))?;
+    persist(tmp, &out.archive, how.force)?;
+    Ok(hex::encode(hash.finalize()))
+}
+
+fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(".envship-pack-")
+        .tempfile_in(dir)
+        .map_err(PackError::io("creating a temp file in", dir))
+}
+
+/// Hashes what passes through.
+struct HashWriter<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn persist(tmp: tempfile::NamedTempFile, out: &Path, force: bool) -> Result<()> {
+    // The temp file is 0600; the archive is for the team that deploys it.
+    envship_spec::output::set_output_mode(tmp.as_file())
+        .map_err(PackError::io("setting mode of", tmp.path().to_path_buf()))?;
+    let r = if force {
+        tmp.persist(out).map(|_| ())
+    } else {
+        tmp.persist_noclobber(out).map(|_| ())
+    };
+    r.map_err(|e| {
+        if e.error.kind() == io::ErrorKind::AlreadyExists {
+            PackError::OutputExists {
+                path: out.to_path_buf(),
+            }
+        } else {
+            PackError::io("renaming to", out)(e.error)
+        }
+    })
+}
+
+/// The `.sha256` sidecar, in `sha256sum` format.
+pub(super) fn write_sha256_sidecar(out: &Destination, sum: &str) -> Result<()> {
+    relocate::write_atomic(
+        &out.sha256,
+        format!("{sum}  {}\n", out.file_name()).as_bytes(),
+    )
+}
