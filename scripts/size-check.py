@@ -7,6 +7,16 @@ import re, sys, pathlib
 MAX_FILE, MAX_FN = 700, 150
 root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 over = []
+literal_re = re.compile(r"b?'(\\.|[^'\\])'|b?\"(\\.|[^\"\\])*\"")
+
+
+def braces(line):
+    """Net `{` minus `}` of a line, ignoring those inside string and char literals and comments."""
+    code = literal_re.sub('""', line.split("//")[0] if '"' not in line else line)
+    code = code.split("//")[0]
+    return code.count("{") - code.count("}"), "{" in code
+
+
 fn_re = re.compile(r'^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?(extern\s+"[^"]*"\s+)?fn\s+(\w+)')
 
 def strip_tests(lines):
@@ -34,8 +44,9 @@ for path in sorted(root.glob("crates/*/src/**/*.rs")):
         if m and not lines[i].rstrip().endswith(";"):
             depth, j, opened = 0, i, False
             while j < len(lines):
-                depth += lines[j].count("{") - lines[j].count("}")
-                opened = opened or "{" in lines[j]
+                net, has_open = braces(lines[j])
+                depth += net
+                opened = opened or has_open
                 if opened and depth <= 0:
                     break
                 j += 1

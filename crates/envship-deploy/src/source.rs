@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use envship_pack::Sidecar;
 use envship_spec::Progress;
 use url::Url;
 
@@ -197,11 +198,11 @@ pub fn fetch(
             };
             let archive = get(&file, true)?.unwrap_or_default();
             let stem = artifacts::archive_stem(&file).to_string();
-            let sha = match get(&format!("{stem}.sha256"), false)? {
+            let sha = match get(&format!("{stem}{}", Sidecar::Sha256.suffix()), false)? {
                 Some(p) => Some(p),
                 None => get(&format!("{file}.sha256"), false)?,
             };
-            let manifest = match get(&format!("{stem}.manifest.json"), false)? {
+            let manifest = match get(&format!("{stem}{}", Sidecar::Manifest.suffix()), false)? {
                 Some(p) => Some(p),
                 None => get(&format!("{file}.manifest.json"), false)?,
             };

@@ -236,12 +236,8 @@ pub async fn build_async(
 
     let state_changed = write_state(&prefix, file)?;
     // pack, audit and test read the target from here instead of trusting their own defaults.
-    let record_changed = BuildRecord::new(
-        target,
-        Some(std::path::absolute(&file.path).unwrap_or_else(|_| file.path.clone())),
-        Some(lock.lock_path.clone()),
-    )
-    .write(&prefix)?;
+    let record_changed =
+        BuildRecord::new(target, Some(&file.path), Some(&lock.lock_path)).write(&prefix)?;
     let pip = if file.pip.is_empty() {
         None
     } else {

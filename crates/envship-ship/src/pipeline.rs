@@ -9,7 +9,7 @@ use std::{
 use envship_audit::{Allowlist, AuditError, AuditOptions, AuditReport};
 use envship_env::pip::PipOptions;
 use envship_env::{BuildError, BuildOutcome, BuildRequest, LockRequest};
-use envship_pack::{Format, ManifestTarget, PackError, PackOptions, PackOutput};
+use envship_pack::{Format, ManifestTarget, PackError, PackOptions, PackOutput, Sidecar};
 use envship_sandbox::{Isolation, RootfsSource, SandboxError, TestOptions, TestOutcome};
 use envship_spec::Progress;
 
@@ -301,7 +301,7 @@ impl Run<'_> {
             path: out_dir.clone(),
             source,
         })?;
-        let path = out_dir.join(format!("{}.audit.json", self.stem()));
+        let path = Sidecar::Audit.path_for(&out_dir.join(self.stem()));
         envship_spec::output::write_atomic(&path, audit.to_json().as_bytes()).map_err(
             |source| ShipError::Write {
                 path: path.clone(),
@@ -377,7 +377,7 @@ impl Run<'_> {
             rootfs: opts.rootfs.clone(),
             rootfs_cache_dir: None,
             timeout: opts.timeout,
-            log_path: opts.out_dir.join(format!("{}.test.log", self.stem())),
+            log_path: Sidecar::TestLog.path_for(&opts.out_dir.join(self.stem())),
             extra_env: vec![],
         };
         let reporter = self.reporter;

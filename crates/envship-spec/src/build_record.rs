@@ -108,19 +108,39 @@ pub struct BuildRecord {
     pub target: RecordedTarget,
     /// The environment file it was built from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment_file: Option<PathBuf>,
+    pub environment_file: Option<RecordedInput>,
     /// The lock file it was installed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lock_file: Option<PathBuf>,
+    pub lock_file: Option<RecordedInput>,
+}
+
+/// An input of the build, by name and content: the record travels inside the archive, so it
+/// holds no path of the build machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedInput {
+    /// The file's name.
+    pub name: String,
+    /// The sha256 of its content when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl RecordedInput {
+    /// The record of the file at `path` (its hash is left out when it cannot be read).
+    pub fn of(path: &Path) -> Self {
+        Self {
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: crate::digest::sha256_file(path).ok(),
+        }
+    }
 }
 
 impl BuildRecord {
     /// The record of a build for `target`.
-    pub fn new(
-        target: &Target,
-        environment_file: Option<PathBuf>,
-        lock_file: Option<PathBuf>,
-    ) -> Self {
+    pub fn new(target: &Target, environment_file: Option<&Path>, lock_file: Option<&Path>) -> Self {
         Self {
             envship_version: env!("CARGO_PKG_VERSION").to_string(),
             target: RecordedTarget {
@@ -131,8 +151,8 @@ impl BuildRecord {
                 glibc: target.glibc.to_string(),
                 linux: target.linux.to_string(),
             },
-            environment_file,
-            lock_file,
+            environment_file: environment_file.map(RecordedInput::of),
+            lock_file: lock_file.map(RecordedInput::of),
         }
     }
 
@@ -205,7 +225,7 @@ mod tests {
     fn built_for(target: &Target) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("conda-meta")).expect("conda-meta");
-        let record = BuildRecord::new(target, Some("environment.yml".into()), None);
+        let record = BuildRecord::new(target, None, None);
         assert!(record.write(dir.path()).expect("write"));
         assert!(!record.write(dir.path()).expect("rewrite"), "unchanged");
         dir

@@ -62,6 +62,22 @@ pub fn test_cache_dir() -> PathBuf {
     dir
 }
 
+/// Fill the cache entry `dir` once: `fill` writes into a sibling temp dir that is renamed into
+/// place, so concurrent test binaries never see a half-written entry.
+pub fn build_cache_entry(dir: &Path, fill: impl FnOnce(&Path)) {
+    if dir.join(".complete").exists() {
+        return;
+    }
+    let tmp = tempfile::tempdir_in(test_cache_dir()).unwrap();
+    fill(tmp.path());
+    fs_err::write(tmp.path().join(".complete"), "").unwrap();
+    let tmp = tmp.keep();
+    if std::fs::rename(&tmp, dir).is_err() {
+        // Another process won the race; its copy is as good as ours.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
+
 /// A `file://` URL for a directory.
 pub fn file_url(dir: &Path) -> url::Url {
     url::Url::from_directory_path(dir.canonicalize().unwrap()).unwrap()

@@ -80,25 +80,15 @@ pub fn cached_archives() -> Vec<(PathBuf, &'static str)> {
         hex::encode(&h.finalize()[..8])
     };
     let dir = crate::test_cache_dir().join(format!("python-{key}"));
-    let done = dir.join(".complete");
     let version = system_python_version();
     let python = dir
         .join("linux-64")
         .join(format!("python-{version}-h0_envship.conda"));
     let pip = dir.join("noarch").join("pip-24.0-pyh0_envship.conda");
-    if !done.exists() {
-        // Build into a sibling temp dir and rename, so concurrent test binaries never see a
-        // half-written cache entry.
-        let tmp = tempfile::tempdir_in(crate::test_cache_dir()).unwrap();
-        build_python(&version).write_to_channel(tmp.path(), ArchiveFormat::Conda);
-        build_pip().write_to_channel(tmp.path(), ArchiveFormat::Conda);
-        fs_err::write(tmp.path().join(".complete"), "").unwrap();
-        let tmp = tmp.keep();
-        if std::fs::rename(&tmp, &dir).is_err() {
-            // Another process won the race; its copy is as good as ours.
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-    }
+    crate::build_cache_entry(&dir, |tmp| {
+        build_python(&version).write_to_channel(tmp, ArchiveFormat::Conda);
+        build_pip().write_to_channel(tmp, ArchiveFormat::Conda);
+    });
     assert!(python.exists(), "missing {}", python.display());
     assert!(pip.exists(), "missing {}", pip.display());
     vec![(python, "linux-64"), (pip, "noarch")]

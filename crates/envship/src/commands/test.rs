@@ -133,22 +133,10 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let script = project.test_script(args.script.as_deref());
     let dest_prefix = PathBuf::from(project.dest_prefix(args.dest_prefix.as_deref()));
     let (isolation, rootfs) = args.run.isolation.resolve()?;
-    let log_path = args.log.clone().unwrap_or_else(|| {
-        let parent = args
-            .archive
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let file_name = args
-            .archive
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "archive".into());
-        parent.join(format!(
-            "{}.test.log",
-            envship_publish::artifacts::archive_stem(&file_name)
-        ))
-    });
+    let log_path = args
+        .log
+        .clone()
+        .unwrap_or_else(|| envship_pack::Sidecar::TestLog.path_for(&args.archive));
     let opts = TestOptions {
         archive: args.archive.clone(),
         script,
@@ -222,7 +210,8 @@ fn check_archive_target(archive: &Path, requested: Option<&str>) -> miette::Resu
     let Some(requested) = requested else {
         return Ok(());
     };
-    let Some(manifest_path) = envship_publish::artifacts::find_sidecar(archive, ".manifest.json")
+    let Some(manifest_path) =
+        envship_publish::artifacts::find_sidecar(archive, envship_pack::Sidecar::Manifest.suffix())
     else {
         return Ok(());
     };

@@ -31,6 +31,8 @@ fn snap(name: &str, text: &str) {
     settings.add_filter(r"\b\d+\.\d+ ?s\b", "[TIME]");
     settings.add_filter(r"(?m)^(\S+\s+(?:ok|FAILED)\s+)\s*\d+\.\d+", "$1[SECS]");
     settings.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    // An archive's size moves with the length of the temp dir it was built in.
+    settings.add_filter(r"\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b", "[SIZE]");
     settings.add_filter(&regex_escape(env!("CARGO_PKG_VERSION")), "[VERSION]");
     settings.bind(|| insta::assert_snapshot!(name, text));
 }
