@@ -74,10 +74,12 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         format: project.format(args.format.as_deref())?,
         version: project.version(args.version.as_deref()),
         out_dir: project.out_dir(args.out_dir.as_deref()),
-        allowlist: match &args.allow {
-            Some(p) => Allowlist::load(p)?,
-            None => Allowlist::default(),
-        },
+        allowlist: args
+            .allow
+            .as_deref()
+            .map(Allowlist::load)
+            .transpose()?
+            .unwrap_or_default(),
         isolation,
         rootfs,
         timeout: Duration::from_secs(args.run.timeout),
@@ -93,11 +95,8 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
                 }
             }
             print_summary(&report, args.json)?;
-            Ok(if report.passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            // A failed gate (audit, test) is exit 1, not an error of envship.
+            Ok(ExitCode::from(u8::from(!report.passed)))
         }
         Err(failed) => {
             if !failed.report.stages.is_empty() {
@@ -154,7 +153,6 @@ fn summary_json(report: &ShipReport) -> miette::Result<serde_json::Value> {
         })
         .collect();
     v["stages"] = stages.into();
-    v["passed"] = (report.passed && report.stages.iter().all(|st| st.ok)).into();
     Ok(v)
 }
 
