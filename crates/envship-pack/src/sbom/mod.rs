@@ -218,7 +218,125 @@ pub fn write(
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+
+    fn write(path: &Path, text: &str) {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).expect("mkdir");
+        }
+        fs::write(path, text).expect("write");
+    }
+
+    fn pip_package(dist_info: &str) -> PipPackage {
+        PipPackage {
+            name: "Foo.Bar".into(),
+            version: "2.0".into(),
+            installer: Some("pip".into()),
+            direct_url: None,
+            editable: false,
+            dist_info: dist_info.into(),
+            files: 1,
+        }
+    }
+
+    #[test]
+    fn components_are_sorted_unique_and_keep_only_well_formed_hashes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(
+            &root.join("conda-meta/zlib-1.3-h0.json"),
+            r#"{"name":"zlib","version":"1.3","build":"h0","subdir":"linux-64",
+                "channel":"https://conda.anaconda.org/conda-forge","license":"Zlib",
+                "sha256":"not-a-digest","md5":"0123456789ABCDEF0123456789abcdef"}"#,
+        );
+        write(
+            &root.join("conda-meta/abc-1-0.json"),
+            r#"{"name":"abc","version":"1","build":"0"}"#,
+        );
+        // The same distribution in two site-packages: two components, two bom-refs.
+        let dists = [
+            "lib/python3.9/site-packages",
+            "lib/python3.11/site-packages",
+        ]
+        .map(|site| format!("{site}/Foo.Bar-2.0.dist-info"));
+        for d in &dists {
+            write(
+                &root.join(d).join("METADATA"),
+                "Name: Foo.Bar\nVersion: 2.0\nLicense: UNKNOWN\nClassifier: License :: OSI Approved :: MIT License\n",
+            );
+            write(&root.join(d).join("RECORD"), "foo_bar/__init__.py,,\n");
+        }
+        let target = ManifestTarget {
+            name: "rhel8".into(),
+            subdir: "linux-64".into(),
+            glibc: None,
+        };
+        let about = About {
+            name: "e",
+            version: "1",
+            target: &target,
+            timestamp: Some(0),
+        };
+        let pip: Vec<PipPackage> = dists.iter().map(|d| pip_package(d)).collect();
+        let (bom, counts) = build(root, &pip, &about).expect("sbom");
+        assert_eq!(counts, SbomCounts { conda: 2, pip: 2 });
+        let refs: Vec<&str> = bom
+            .components
+            .iter()
+            .filter_map(|c| c.bom_ref.as_deref())
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                "pkg:conda/abc@1?build=0",
+                "pkg:conda/zlib@1.3?build=h0&channel=https:%2F%2Fconda.anaconda.org%2Fconda-forge&subdir=linux-64",
+                "pkg:pypi/foo-bar@2.0",
+                "pkg:pypi/foo-bar@2.0#2",
+            ]
+        );
+        let zlib = &bom.components[1];
+        assert_eq!(
+            zlib.hashes,
+            [Hash {
+                alg: "MD5",
+                content: "0123456789abcdef0123456789abcdef".into()
+            }]
+        );
+        let json = serde_json::to_value(&bom).expect("json");
+        assert_eq!(json["metadata"]["timestamp"], "1970-01-01T00:00:00Z");
+        assert_eq!(
+            json["components"][2]["licenses"],
+            serde_json::json!([{"license": {"name": "MIT License"}}])
+        );
+        assert_eq!(
+            json["components"][1]["licenses"][0]["license"]["id"],
+            "Zlib"
+        );
+        assert_eq!(bom.dependencies[0].depends_on.len(), 4);
+        let (again, _) = build(root, &pip, &about).expect("sbom");
+        assert_eq!(again.serial_number, bom.serial_number);
+    }
+
+    #[test]
+    fn a_malformed_record_names_its_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        write(&dir.path().join("conda-meta/x-1-0.json"), "{\"name\": ");
+        let target = ManifestTarget::default();
+        let about = About {
+            name: "e",
+            version: "1",
+            target: &target,
+            timestamp: None,
+        };
+        match build(dir.path(), &[], &about) {
+            Err(PackError::BadRecord { path, .. }) => {
+                assert!(path.ends_with("conda-meta/x-1-0.json"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn serial_numbers_are_version_8_uuids() {
