@@ -6,19 +6,18 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
 };
 
 use envship_pack::{pack, Format, ManifestTarget, PackOptions, Sidecar};
-use envship_test_support::{fixture, python, workspace_root};
+use envship_test_support::{
+    cyclonedx::{validate, validator},
+    fixture, python, workspace_root,
+};
 use serde_json::Value;
 
 use crate::support::install_channel;
-
-/// The venv with `cyclonedx-python-lib[json-validation]`.
-const VALIDATOR_VENV: &str = "ENVSHIP_TEST_CYCLONEDX_VENV";
 
 const MARKUPSAFE_WHEEL: &str =
     "wheels/MarkupSafe-2.1.5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
@@ -38,53 +37,6 @@ fn opts(prefix: &Path, out: &Path, epoch: Option<u64>) -> PackOptions {
         jobs: 1,
         source_date_epoch: epoch,
         ..Default::default()
-    }
-}
-
-/// The validator venv's python, or why there is none.
-fn validator() -> Result<PathBuf, String> {
-    let venv = std::env::var_os(VALIDATOR_VENV)
-        .ok_or_else(|| format!("{VALIDATOR_VENV} is not set (.ci/run makes the venv)"))?;
-    let python = Path::new(&venv).join("bin/python");
-    if python.is_file() {
-        Ok(python)
-    } else {
-        Err(format!("{} does not exist", python.display()))
-    }
-}
-
-const VALIDATE: &str = "import sys
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(sys.stdin.read())
-if error is not None:
-    print(error)
-    sys.exit(1)
-";
-
-/// `Err(message)` when the strict 1.6 validator refuses `text`.
-fn validate(python: &Path, text: &str) -> Result<(), String> {
-    let mut child = Command::new(python)
-        .args(["-c", VALIDATE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the validator");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write the SBOM to the validator");
-    let out = child.wait_with_output().expect("validator output");
-    match out.status.code() {
-        Some(0) => Ok(()),
-        Some(1) => Err(String::from_utf8_lossy(&out.stdout).into_owned()),
-        _ => panic!(
-            "the validator did not run: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
     }
 }
 
