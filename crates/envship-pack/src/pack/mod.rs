@@ -120,8 +120,18 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     };
     let out = output::Destination::prepare(archive, opts.force)?;
     let prefixes = &plan.prefixes;
+    let epoch = explicit_epoch(opts);
+    // The SBOM is made before the archive is written: a prefix it cannot describe (a malformed
+    // record or METADATA) leaves no archive without its SBOM behind.
+    let about = sbom::About {
+        name: &opts.name,
+        version: &opts.version,
+        target: &opts.target,
+        timestamp: epoch,
+    };
+    let (bom, sbom_counts) = sbom::build(&prefixes.root, &plan.scan.pip, &about)?;
     let ctx = writers::Ctx {
-        mtime: explicit_epoch(opts).unwrap_or(DEFAULT_EPOCH),
+        mtime: epoch.unwrap_or(DEFAULT_EPOCH),
         rewrite: prefixes
             .dest
             .as_ref()
@@ -141,13 +151,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     if let Some(sum) = &sha256 {
         output::write_sha256_sidecar(&out, sum)?;
     }
-    let about = sbom::About {
-        name: &opts.name,
-        version: &opts.version,
-        target: &opts.target,
-        timestamp: explicit_epoch(opts),
-    };
-    let sbom_counts = sbom::write(&out.sbom, &prefixes.root, &plan.scan.pip, &about)?;
+    sbom::write(&out.sbom, &bom)?;
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         envship_version: env!("CARGO_PKG_VERSION").to_string(),

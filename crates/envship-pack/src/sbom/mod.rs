@@ -202,18 +202,11 @@ pub fn build(root: &Path, pip: &[PipPackage], about: &About<'_>) -> Result<(Bom,
     Ok((bom, counts))
 }
 
-/// [`build`], written to `path` atomically (pretty JSON, trailing newline).
-pub fn write(
-    path: &Path,
-    root: &Path,
-    pip: &[PipPackage],
-    about: &About<'_>,
-) -> Result<SbomCounts> {
-    let (bom, counts) = build(root, pip, about)?;
-    let mut bytes = serde_json::to_vec_pretty(&bom).map_err(PackError::SbomJson)?;
+/// `bom` written to `path` atomically (pretty JSON, trailing newline).
+pub fn write(path: &Path, bom: &Bom) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(bom).map_err(PackError::SbomJson)?;
     bytes.push(b'\n');
-    crate::relocate::write_atomic(path, &bytes)?;
-    Ok(counts)
+    crate::relocate::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]
