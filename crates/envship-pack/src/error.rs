@@ -57,6 +57,31 @@ pub enum PackError {
         reason: String,
     },
 
+    /// A package's name, version or qualifiers make no valid package URL (SBOM).
+    #[error("cannot make a package URL for {package}")]
+    #[diagnostic(help("the package's metadata (conda-meta record or METADATA) is malformed"))]
+    Purl {
+        /// The package (`name-version-build`, or the pip distribution's name).
+        package: String,
+        /// Why.
+        #[source]
+        source: packageurl::Error,
+    },
+
+    /// The SBOM could not be serialized.
+    #[error("cannot serialize the SBOM")]
+    SbomJson(#[source] serde_json::Error),
+
+    /// The source date epoch is not a time the SBOM can state.
+    #[error("SOURCE_DATE_EPOCH {epoch} is out of range")]
+    #[diagnostic(help(
+        "set SOURCE_DATE_EPOCH to seconds since 1970 (e.g. `git log -1 --format=%ct`)"
+    ))]
+    BadEpoch {
+        /// The epoch given.
+        epoch: u64,
+    },
+
     /// Files that conda-meta lists are gone or were overwritten.
     #[error("files managed by conda are {what} in {count} package(s):\n{details}")]
     #[diagnostic(help(

@@ -248,6 +248,8 @@ pub enum Sidecar {
     Audit,
     /// The test script's output (test).
     TestLog,
+    /// The software bill of materials, CycloneDX 1.6 JSON (pack; see [`crate::sbom`]).
+    Sbom,
 }
 
 impl Sidecar {
@@ -255,6 +257,7 @@ impl Sidecar {
     pub const ALL: &'static [Sidecar] = &[
         Sidecar::Sha256,
         Sidecar::Manifest,
+        Sidecar::Sbom,
         Sidecar::Audit,
         Sidecar::TestLog,
     ];
@@ -266,6 +269,7 @@ impl Sidecar {
             Sidecar::Manifest => ".manifest.json",
             Sidecar::Audit => ".audit.json",
             Sidecar::TestLog => ".test.log",
+            Sidecar::Sbom => ".cdx.json",
         }
     }
 

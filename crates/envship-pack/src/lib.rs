@@ -26,7 +26,8 @@
 //! whole. Parallel gzip keeps at most 2 × threads blocks of 1 MiB in flight.
 //!
 //! **Safe output**: written to a temp file in the output directory and renamed; `.sha256`
-//! (sha256sum format) and `.manifest.json` ([`Manifest`]) sidecars beside it.
+//! (sha256sum format), `.manifest.json` ([`Manifest`]) and `.cdx.json` (a CycloneDX 1.6 SBOM,
+//! [`mod@sbom`]) sidecars beside it.
 //!
 //! **Owns**: archives of environments, end to end: the [formats](mod@format) (detection by magic bytes
 //! and name, the `NAME-VERSION-SUBDIR` stem, the sidecar names every stage uses), pack (plan →
@@ -48,6 +49,7 @@ mod pgzip;
 mod prefix;
 mod pyc;
 pub mod relocate;
+pub mod sbom;
 pub mod scripts;
 mod unpack;
 

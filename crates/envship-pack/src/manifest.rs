@@ -79,6 +79,9 @@ pub struct Manifest {
     pub conda_packages: Vec<CondaPackage>,
     /// pip-installed distributions.
     pub pip_packages: Vec<PipPackage>,
+    /// The SBOM sidecar's file name (no directory; `None` in manifests of envship before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<String>,
     /// Environment variables from `conda-meta/state` applied by `bin/activate`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_vars: BTreeMap<String, String>,

@@ -1,5 +1,6 @@
 //! Which files make up a published archive: the archive and the sidecars pack, audit and test
-//! write next to it (`NAME-VER-SUBDIR.sha256`, `.manifest.json`, lock, audit report, test log).
+//! write next to it (`NAME-VER-SUBDIR.sha256`, `.manifest.json`, `.cdx.json` SBOM, lock, audit
+//! report, test log).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ pub use envship_pack::format::{archive_stem, ARCHIVE_EXTENSIONS};
 pub const SIDECAR_SUFFIXES: &[&str] = &[
     Sidecar::Sha256.suffix(),
     Sidecar::Manifest.suffix(),
+    Sidecar::Sbom.suffix(),
     ".lock",
     ".envship.lock",
     Sidecar::Audit.suffix(),
@@ -58,6 +60,7 @@ mod tests {
             "e-1-linux-64.sha256",
             "e-1-linux-64.tar.gz.manifest.json",
             "e-1-linux-64.test.log",
+            "e-1-linux-64.cdx.json",
             "other.sha256",
         ] {
             std::fs::write(d.path().join(n), n).expect("write");
@@ -77,8 +80,16 @@ mod tests {
                 "e-1-linux-64.tar.gz",
                 "e-1-linux-64.sha256",
                 "e-1-linux-64.tar.gz.manifest.json",
+                "e-1-linux-64.cdx.json",
                 "e-1-linux-64.test.log"
             ]
         );
+    }
+
+    #[test]
+    fn every_sidecar_the_stages_write_is_published() {
+        for s in Sidecar::ALL {
+            assert!(SIDECAR_SUFFIXES.contains(&s.suffix()), "{s:?}");
+        }
     }
 }

@@ -2,12 +2,14 @@
 //! snapshots in `../shared/fixtures`, and small real conda packages built on the fly (both
 //! `.conda` and `.tar.bz2`, with `info/index.json`, `info/paths.json`, text and binary prefix
 //! placeholders, noarch python, entry points) indexed with rattler_index; and a fake GitHub
-//! REST API on 127.0.0.1 ([`ghserver`]) for publish and deploy tests.
+//! REST API on 127.0.0.1 ([`ghserver`]) for publish and deploy tests, and the CycloneDX schema
+//! check of SBOMs ([`cyclonedx`]).
 //!
 //! Test code only: panics with a clear message instead of returning errors. Must not be a
 //! dependency of any library crate (dev-dependencies only).
 #![allow(clippy::unwrap_used)]
 
+pub mod cyclonedx;
 pub mod ghserver;
 pub mod package;
 pub mod python;

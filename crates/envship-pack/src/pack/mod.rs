@@ -1,7 +1,8 @@
-//! `pack`: prefix → archive (+ `.sha256` and `.manifest.json` sidecars), in three steps:
+//! `pack`: prefix → archive (+ `.sha256`, `.manifest.json` and `.cdx.json` sidecars), in three
+//! steps:
 //! [`plan`] scans the prefix and decides every entry and the relocation list, [`writers`] store
 //! those entries as tar, zip or a directory, and [`output`] writes through a temp file, hashes,
-//! renames and writes the sidecars.
+//! renames and writes the sidecars (the SBOM from [`crate::sbom`]).
 
 mod output;
 mod plan;
@@ -15,6 +16,7 @@ use crate::{
     error::Result,
     format::{default_file_name, Format},
     manifest::{Manifest, ManifestTarget, MANIFEST_VERSION},
+    sbom::{self, SbomCounts},
 };
 
 /// The mtime stored when `SOURCE_DATE_EPOCH` is not set: 1980-01-01T00:00:00Z, the earliest
@@ -76,20 +78,24 @@ pub struct PackOutput {
     pub manifest_path: PathBuf,
     /// The manifest written there.
     pub manifest: Manifest,
+    /// The `.cdx.json` sidecar: the CycloneDX SBOM.
+    pub sbom_path: PathBuf,
+    /// How many conda records and pip distributions the SBOM names.
+    pub sbom_counts: SbomCounts,
     /// Regular files stored.
     pub file_count: u64,
     /// Their uncompressed bytes.
     pub bytes: u64,
 }
 
-fn source_date_epoch(opts: &PackOptions) -> u64 {
-    opts.source_date_epoch
-        .or_else(|| {
-            std::env::var("SOURCE_DATE_EPOCH")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-        })
-        .unwrap_or(DEFAULT_EPOCH)
+/// The epoch given (option, else `SOURCE_DATE_EPOCH`): the SBOM's timestamp only comes from
+/// one, never from the 1980 default.
+fn explicit_epoch(opts: &PackOptions) -> Option<u64> {
+    opts.source_date_epoch.or_else(|| {
+        std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    })
 }
 
 fn jobs(n: usize) -> usize {
@@ -114,8 +120,18 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     };
     let out = output::Destination::prepare(archive, opts.force)?;
     let prefixes = &plan.prefixes;
+    let epoch = explicit_epoch(opts);
+    // The SBOM is made before the archive is written: a prefix it cannot describe (a malformed
+    // record or METADATA) leaves no archive without its SBOM behind.
+    let about = sbom::About {
+        name: &opts.name,
+        version: &opts.version,
+        target: &opts.target,
+        timestamp: epoch,
+    };
+    let (bom, sbom_counts) = sbom::build(&prefixes.root, &plan.scan.pip, &about)?;
     let ctx = writers::Ctx {
-        mtime: source_date_epoch(opts),
+        mtime: epoch.unwrap_or(DEFAULT_EPOCH),
         rewrite: prefixes
             .dest
             .as_ref()
@@ -135,6 +151,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     if let Some(sum) = &sha256 {
         output::write_sha256_sidecar(&out, sum)?;
     }
+    sbom::write(&out.sbom, &bom)?;
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         envship_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -155,6 +172,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         relocation: plan.summary.clone(),
         conda_packages: plan.scan.conda.clone(),
         pip_packages: plan.scan.pip.clone(),
+        sbom: Some(output::file_name(&out.sbom)),
         env_vars: plan.scan.env_vars.clone(),
         audit: None,
         test: None,
@@ -167,6 +185,8 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         sha256,
         manifest_path: out.manifest,
         manifest,
+        sbom_path: out.sbom,
+        sbom_counts,
         file_count: plan.file_count,
         bytes: plan.bytes,
     })

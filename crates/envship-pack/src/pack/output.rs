@@ -28,6 +28,7 @@ pub(super) struct Destination {
     pub dir: PathBuf,
     pub sha256: PathBuf,
     pub manifest: PathBuf,
+    pub sbom: PathBuf,
 }
 
 impl Destination {
@@ -44,6 +45,7 @@ impl Destination {
         Ok(Destination {
             sha256: Sidecar::Sha256.path_for(&archive),
             manifest: Sidecar::Manifest.path_for(&archive),
+            sbom: Sidecar::Sbom.path_for(&archive),
             archive,
             dir,
         })
@@ -51,11 +53,15 @@ impl Destination {
 
     /// The archive's file name, as the sidecars record it.
     pub fn file_name(&self) -> String {
-        self.archive
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        file_name(&self.archive)
     }
+}
+
+/// The last component of `path`, as the manifest records it.
+pub(super) fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// How to compress.

@@ -5,4 +5,5 @@
 mod hardening;
 mod pack;
 mod pyc;
+mod sbom;
 mod support;

@@ -46,6 +46,37 @@ pub fn install(prefix: &Path, cache: &Path, pkgs: &[&str]) {
             }
         })
         .collect();
+    install_records(prefix, cache, records);
+}
+
+/// Install every package of a local channel (`linux-64` and `noarch` repodata, with their md5
+/// and sha256) into `prefix` with rattler, as from the channel `channel_url`.
+pub fn install_channel(prefix: &Path, cache: &Path, channel_dir: &Path, channel_url: &str) {
+    let mut records = Vec::new();
+    for subdir in ["linux-64", "noarch"] {
+        let Ok(text) = fs::read(channel_dir.join(subdir).join("repodata.json")) else {
+            continue;
+        };
+        let repodata: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        for key in ["packages", "packages.conda"] {
+            let Some(map) = repodata.get(key).and_then(|m| m.as_object()) else {
+                continue;
+            };
+            for (file_name, record) in map {
+                let path = channel_dir.join(subdir).join(file_name);
+                records.push(RepoDataRecord {
+                    package_record: serde_json::from_value(record.clone()).unwrap(),
+                    identifier: file_name.parse().expect("archive identifier"),
+                    url: url::Url::from_file_path(&path).expect("file url"),
+                    channel: Some(channel_url.to_string()),
+                });
+            }
+        }
+    }
+    install_records(prefix, cache, records);
+}
+
+fn install_records(prefix: &Path, cache: &Path, records: Vec<RepoDataRecord>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,8 +7,8 @@ use miette::IntoDiagnostic;
 
 use crate::{progress::Bars, target_args::TargetArgs, GlobalArgs};
 
-/// Pack an installed environment into a relocatable archive with `.sha256` and
-/// `.manifest.json` sidecars.
+/// Pack an installed environment into a relocatable archive with `.sha256`,
+/// `.manifest.json` and `.cdx.json` (CycloneDX SBOM) sidecars.
 #[derive(clap::Args, Debug)]
 #[command(disable_version_flag = true)]
 pub struct Args {
@@ -121,6 +121,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             "sha256": out.sha256,
             "sha256_path": out.sha256_path,
             "manifest_path": out.manifest_path,
+            "sbom_path": out.sbom_path,
             "file_count": out.file_count,
             "bytes": out.bytes,
         });
@@ -139,6 +140,14 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             writeln!(stdout, "sha256 {sum}").into_diagnostic()?;
         }
         writeln!(stdout, "manifest {}", out.manifest_path.display()).into_diagnostic()?;
+        writeln!(
+            stdout,
+            "sbom {} ({} conda, {} pip)",
+            out.sbom_path.display(),
+            out.sbom_counts.conda,
+            out.sbom_counts.pip
+        )
+        .into_diagnostic()?;
     }
     Ok(ExitCode::SUCCESS)
 }

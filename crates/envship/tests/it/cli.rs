@@ -140,11 +140,20 @@ fn lock_build_run_the_bundled_example() {
         .args(["pack", "--version", "1", "--prefix"])
         .arg(&prefix)
         .assert()
-        .success();
+        .success()
+        .stdout(predicate::str::contains(
+            "dist/hello-envship-1-linux-64.cdx.json (3 conda, 0 pip)",
+        ));
     assert!(dir
         .path()
         .join("dist/hello-envship-1-linux-64.tar.gz")
         .exists());
+    let sbom: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("dist/hello-envship-1-linux-64.cdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sbom["metadata"]["component"]["name"], "hello-envship");
+    assert_eq!(sbom["components"].as_array().unwrap().len(), 3);
 }
 
 #[test]

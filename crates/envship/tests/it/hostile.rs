@@ -115,6 +115,7 @@ fn write_sidecars(archive: &Path, stem: &str, format: &str) {
         relocation: RelocationSummary::default(),
         conda_packages: vec![],
         pip_packages: vec![],
+        sbom: None,
         env_vars: BTreeMap::new(),
         audit: None,
         test: None,

@@ -1,6 +1,7 @@
 //! The Python environment of the build stage (a real CPython, pip, two wheels from the pip
 //! section) shipped end to end: lock → build → audit → pack → test, with the test running the
-//! unpacked archive at a destination prefix that differs from the build prefix.
+//! unpacked archive at a destination prefix that differs from the build prefix; its SBOM names
+//! every package and validates.
 
 use crate::envship;
 
@@ -105,6 +106,49 @@ fi
         pip.contains("psutil") && pip.contains("markupsafe"),
         "{pip}"
     );
+    // The SBOM beside the archive names every conda record of the build prefix and both pip
+    // wheels (pip's own dist-info belongs to the conda `pip` record), and validates.
+    let sbom_text =
+        fs_err::read_to_string(project.join("dist/pyship-1.0-linux-64.cdx.json")).unwrap();
+    let sbom: serde_json::Value = serde_json::from_str(&sbom_text).unwrap();
+    assert_eq!(manifest["sbom"], "pyship-1.0-linux-64.cdx.json");
+    let purls: Vec<&str> = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["purl"].as_str().unwrap())
+        .collect();
+    let records = fs_err::read_dir(build_prefix.join("conda-meta"))
+        .unwrap()
+        .filter(|e| {
+            let path = e.as_ref().unwrap().path();
+            path.extension().is_some_and(|x| x == "json")
+        })
+        .count();
+    let conda = purls.iter().filter(|p| p.starts_with("pkg:conda/")).count();
+    assert_eq!(conda, records, "{purls:#?}");
+    let pypi: Vec<&str> = purls
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("pkg:pypi/"))
+        .collect();
+    assert_eq!(
+        pypi,
+        ["pkg:pypi/markupsafe@2.1.5", "pkg:pypi/psutil@6.1.1"],
+        "{purls:#?}"
+    );
+    assert_eq!(purls.len(), conda + pypi.len());
+    match envship_test_support::cyclonedx::validator() {
+        Ok(python) => {
+            if let Err(e) = envship_test_support::cyclonedx::validate(&python, &sbom_text) {
+                panic!("the SBOM does not validate against CycloneDX 1.6: {e}\n{sbom_text}");
+            }
+        }
+        Err(why) => envship_test_support::skip(
+            "python_environment_ships_and_runs_at_the_destination_prefix",
+            why,
+        ),
+    }
     // The test's own output (saved next to the archive) shows it ran at the destination.
     let log = fs_err::read_to_string(project.join("dist/pyship-1.0-linux-64.test.log")).unwrap();
     assert!(
