@@ -80,6 +80,7 @@ pub fn packed_env(
             version: version.into(),
             target,
             format: envship_pack::Format::TarGz,
+            squashfs_compression: Default::default(),
             dest_prefix: None,
             arcroot: None,
             exclude: vec![],

@@ -65,6 +65,7 @@ echo packed-ok
                 glibc: None,
             },
             format: Format::TarGz,
+            squashfs_compression: Default::default(),
             dest_prefix: None,
             arcroot: None,
             exclude: vec![],
