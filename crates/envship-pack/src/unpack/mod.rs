@@ -186,6 +186,18 @@ pub fn unpack(
     progress: &dyn Progress,
 ) -> Result<UnpackOutput> {
     let kind = ArchiveKind::sniff_file(archive)?;
+    match kind {
+        ArchiveKind::Squashfs => tracing::info!(
+            "{} is a squashfs image: extracting it (not mounting it: mount the image itself \
+             with squashfuse at its --dest-prefix to use it unextracted)",
+            archive.display()
+        ),
+        ArchiveKind::Sh => tracing::info!(
+            "{} is an envship installer: unpacking its tar.gz payload",
+            archive.display()
+        ),
+        _ => {}
+    }
     let dest = std::path::absolute(dest).map_err(PackError::io("resolving", dest))?;
     if !opts.force && !dest_is_empty(&dest)? {
         return Err(PackError::DestNotEmpty { path: dest });

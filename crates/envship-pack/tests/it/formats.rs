@@ -202,6 +202,32 @@ fn corrupted_or_truncated_installer_installs_nothing() {
     assert!(dest.join("bin/conda-unpack").is_file());
     rm(&dest);
 
+    // With python but no sha256sum, python checks the payload.
+    if Path::new("/usr/bin/python3").exists() {
+        let with_python = minimal_path_with(work.path(), "python-bin");
+        std::os::unix::fs::symlink("/usr/bin/python3", with_python.join("python3")).unwrap();
+        let run = |file: &Path| {
+            std::process::Command::new(with_python.join("dash"))
+                .arg(file)
+                .args(dest_arg.split_whitespace())
+                .env_clear()
+                .env("PATH", &with_python)
+                .output()
+                .unwrap()
+        };
+        let out = run(&corrupted);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is corrupted"));
+        assert!(!dest.exists());
+        let out = run(&installer);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rm(&dest);
+    }
+
     // A truncated copy is refused even with --no-verify.
     let truncated = work.path().join("truncated.sh");
     fs::write(&truncated, &good[..good.len() - 100]).unwrap();
@@ -229,7 +255,12 @@ fn header_len(installer: &[u8]) -> usize {
 
 /// A PATH with only what the installer may use: no sha256sum, no python.
 fn minimal_path(work: &Path) -> PathBuf {
-    let bin = work.join("minimal-bin");
+    minimal_path_with(work, "minimal-bin")
+}
+
+/// A minimal PATH directory `name` under `work`.
+fn minimal_path_with(work: &Path, name: &str) -> PathBuf {
+    let bin = work.join(name);
     fs::create_dir_all(&bin).unwrap();
     for cmd in [
         "sh", "dash", "tail", "gzip", "tar", "wc", "ls", "mkdir", "rm", "dirname", "perl",
