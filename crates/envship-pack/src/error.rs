@@ -221,7 +221,7 @@ pub enum PackError {
     /// A squashfs image could not be written or read.
     #[error("{action} squashfs image {}", path.display())]
     Squashfs {
-        /// `writing` or `reading`.
+        /// `configuring`, `writing` or `reading`.
         action: &'static str,
         /// The image.
         path: PathBuf,

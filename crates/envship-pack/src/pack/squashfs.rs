@@ -80,7 +80,10 @@ fn mode_of(exec: bool) -> u16 {
 }
 
 /// backhand's compressor for `compression` at `level` (gzip 1-9, zstd 1-22).
-fn compressor(compression: SquashfsCompression, level: i32) -> FilesystemCompressor {
+fn compressor(
+    compression: SquashfsCompression,
+    level: i32,
+) -> std::result::Result<FilesystemCompressor, backhand::BackhandError> {
     let (id, options) = match compression {
         SquashfsCompression::Gzip => (
             Compressor::Gzip,
@@ -97,8 +100,7 @@ fn compressor(compression: SquashfsCompression, level: i32) -> FilesystemCompres
             }),
         ),
     };
-    // new() only fails when the options name another compressor than `id`.
-    FilesystemCompressor::new(id, Some(options)).unwrap_or_default()
+    FilesystemCompressor::new(id, Some(options))
 }
 
 /// Writes the items as a squashfs image to `out` and returns its sha256.
@@ -122,7 +124,7 @@ pub(super) fn write_squashfs(
     let header = |mode: u16| NodeHeader::new(mode, 0, 0, mtime);
     let mut image = FilesystemWriter::default();
     image.set_time(mtime);
-    image.set_compressor(compressor(how.squashfs, how.level));
+    image.set_compressor(compressor(how.squashfs, how.level).map_err(fs_err("configuring"))?);
     image.set_root_mode(0o755);
     image.set_root_uid(0);
     image.set_root_gid(0);
