@@ -242,6 +242,30 @@ pub enum PackError {
     /// The worker thread pool could not be created.
     #[error("cannot start compression threads")]
     ThreadPool(#[source] rayon::ThreadPoolBuildError),
+
+    /// A squashfs image could not be written or read.
+    #[error("{action} squashfs image {}", path.display())]
+    Squashfs {
+        /// `configuring`, `writing` or `reading`.
+        action: &'static str,
+        /// The image.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: backhand::BackhandError,
+    },
+
+    /// The options do not fit the format (e.g. a squashfs image without `--dest-prefix`).
+    #[error("{format} archives {reason}")]
+    #[diagnostic(help("{help}"))]
+    FormatOptions {
+        /// The format.
+        format: &'static str,
+        /// What is missing or wrong.
+        reason: &'static str,
+        /// What to do instead.
+        help: &'static str,
+    },
 }
 
 impl PackError {

@@ -32,6 +32,14 @@ pub enum Format {
     /// A plain directory.
     #[serde(rename = "dir")]
     Dir,
+    /// A self-extracting installer: a POSIX sh header followed by the tar.gz payload
+    /// (`sh NAME.sh -p DEST`; see `pack/installer.rs`).
+    #[serde(rename = "sh")]
+    Sh,
+    /// A squashfs image, baked for its mount point (`--dest-prefix`), compressed per
+    /// [`SquashfsCompression`].
+    #[serde(rename = "squashfs")]
+    Squashfs,
 }
 
 impl Format {
@@ -42,6 +50,8 @@ impl Format {
             Format::TarZst => "tar.zst",
             Format::Zip => "zip",
             Format::Dir => "",
+            Format::Sh => "sh",
+            Format::Squashfs => "squashfs",
         }
     }
 
@@ -62,8 +72,10 @@ impl std::str::FromStr for Format {
             "tar.zst" | "tzst" => Ok(Format::TarZst),
             "zip" => Ok(Format::Zip),
             "dir" => Ok(Format::Dir),
+            "sh" => Ok(Format::Sh),
+            "squashfs" | "sqfs" => Ok(Format::Squashfs),
             _ => Err(format!(
-                "unknown format {s:?}: expected tar.gz, tar.zst, zip or dir"
+                "unknown format {s:?}: expected tar.gz, tar.zst, zip, dir, sh or squashfs"
             )),
         }
     }
@@ -72,6 +84,40 @@ impl std::str::FromStr for Format {
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The compression of a squashfs image's blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SquashfsCompression {
+    /// gzip: the only one RHEL 6's kernel squashfs reads (`mount -t squashfs`); the default.
+    #[default]
+    Gzip,
+    /// zstd: smaller and faster to read, for squashfuse or kernels 4.14 and later.
+    Zstd,
+}
+
+impl SquashfsCompression {
+    /// The name on the command line and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SquashfsCompression::Gzip => "gzip",
+            SquashfsCompression::Zstd => "zstd",
+        }
+    }
+}
+
+impl std::str::FromStr for SquashfsCompression {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "gzip" | "gz" => Ok(SquashfsCompression::Gzip),
+            "zstd" | "zst" => Ok(SquashfsCompression::Zstd),
+            _ => Err(format!(
+                "unknown squashfs compression {s:?}: expected gzip or zstd"
+            )),
+        }
     }
 }
 
@@ -89,11 +135,25 @@ pub enum ArchiveKind {
     Zip,
     /// An unpacked directory (pack's `dir` format).
     Dir,
+    /// pack's self-extracting installer: a sh header, then a tar.gz payload.
+    Sh,
+    /// A squashfs image.
+    Squashfs,
 }
 
 /// File name extensions of the archives [`ArchiveKind`] covers, longest first where one ends
 /// another (`.tar.gz` before `.tar`).
-pub const ARCHIVE_EXTENSIONS: &[&str] = &[".tar.gz", ".tgz", ".tar.zst", ".tzst", ".tar", ".zip"];
+pub const ARCHIVE_EXTENSIONS: &[&str] = &[
+    ".tar.gz",
+    ".tgz",
+    ".tar.zst",
+    ".tzst",
+    ".tar",
+    ".zip",
+    ".sh",
+    ".squashfs",
+    ".sqfs",
+];
 
 impl ArchiveKind {
     /// The kind a file name's extension says (ASCII case ignored); `None` for other names,
@@ -105,6 +165,8 @@ impl ArchiveKind {
             ".tar.gz" | ".tgz" => ArchiveKind::TarGz,
             ".tar.zst" | ".tzst" => ArchiveKind::TarZst,
             ".zip" => ArchiveKind::Zip,
+            ".sh" => ArchiveKind::Sh,
+            ".squashfs" | ".sqfs" => ArchiveKind::Squashfs,
             _ => ArchiveKind::Tar,
         })
     }
@@ -118,13 +180,17 @@ impl ArchiveKind {
         let n = read_head(&mut f, &mut head).map_err(PackError::io("reading", path))?;
         let not_an_archive = |what: &str| PackError::BadArchive {
             path: path.to_path_buf(),
-            reason: format!("{what}not a tar.gz, tar.zst, tar or zip file"),
+            reason: format!(
+                "{what}not a tar.gz, tar.zst, tar, zip, envship installer or squashfs file"
+            ),
         };
         match Magic::of(&head[..n]) {
             Some(Magic::Gzip) => Ok(ArchiveKind::TarGz),
             Some(Magic::Zstd) => Ok(ArchiveKind::TarZst),
             Some(Magic::Zip) => Ok(ArchiveKind::Zip),
             Some(Magic::Tar) => Ok(ArchiveKind::Tar),
+            Some(Magic::EnvshipInstaller) => Ok(ArchiveKind::Sh),
+            Some(Magic::Squashfs) => Ok(ArchiveKind::Squashfs),
             Some(m @ (Magic::Bzip2 | Magic::Xz)) => {
                 Err(not_an_archive(&format!("{}-compressed, ", m.name())))
             }
@@ -171,6 +237,10 @@ pub enum Magic {
     Zip,
     /// tar (`ustar` at offset 257: POSIX ustar and GNU tar).
     Tar,
+    /// pack's self-extracting installer (its first two lines).
+    EnvshipInstaller,
+    /// squashfs 4.0, little-endian (`hsqs`).
+    Squashfs,
 }
 
 impl Magic {
@@ -190,6 +260,10 @@ impl Magic {
             Some(Magic::Xz)
         } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
             Some(Magic::Zip)
+        } else if head.starts_with(crate::pack::INSTALLER_MAGIC.as_bytes()) {
+            Some(Magic::EnvshipInstaller)
+        } else if head.starts_with(b"hsqs") {
+            Some(Magic::Squashfs)
         } else if head.get(257..262) == Some(b"ustar") {
             Some(Magic::Tar)
         } else {
@@ -206,6 +280,8 @@ impl Magic {
             Magic::Xz => "xz",
             Magic::Zip => "zip",
             Magic::Tar => "tar",
+            Magic::EnvshipInstaller => "envship installer",
+            Magic::Squashfs => "squashfs",
         }
     }
 }
@@ -213,6 +289,31 @@ impl Magic {
 /// `NAME-VERSION-SUBDIR`: what every file of one release is named after.
 pub fn stem(name: &str, version: &str, subdir: &str) -> String {
     format!("{name}-{version}-{subdir}")
+}
+
+/// The byte offset (0-based) of the tar.gz payload in pack's installer at `path`, from the
+/// header's `payload_offset=` line.
+pub fn installer_payload_offset(path: &Path) -> Result<u64> {
+    let bad = |reason: &str| PackError::BadArchive {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let f = fs::File::open(path).map_err(PackError::io("opening", path))?;
+    // The line is in the first few lines; the header is a few KiB.
+    let mut head = Vec::new();
+    f.take(1 << 20)
+        .read_to_end(&mut head)
+        .map_err(PackError::io("reading", path))?;
+    let line = head
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(crate::pack::OFFSET_LINE.as_bytes()))
+        .ok_or_else(|| bad("an envship installer without a payload_offset= line"))?;
+    let offset: u64 = std::str::from_utf8(line)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&n: &u64| n >= 1)
+        .ok_or_else(|| bad("an envship installer with a bad payload_offset= line"))?;
+    Ok(offset - 1)
 }
 
 /// `NAME-VERSION-SUBDIR.EXT` (no extension for `dir`).

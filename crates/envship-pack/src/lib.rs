@@ -54,7 +54,9 @@ pub mod scripts;
 mod unpack;
 
 pub use error::{PackError, Result};
-pub use format::{archive_stem, default_file_name, ArchiveKind, Format, Sidecar};
+pub use format::{
+    archive_stem, default_file_name, ArchiveKind, Format, Sidecar, SquashfsCompression,
+};
 pub use manifest::{Manifest, ManifestTarget, RelocationSummary};
 pub use pack::{pack, PackOptions, PackOutput, DEFAULT_EPOCH};
 pub use pgzip::ParGzWriter;

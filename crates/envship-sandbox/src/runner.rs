@@ -22,6 +22,12 @@ pub enum ArchiveFormat {
     Zip,
     /// An unpacked directory: copied.
     Dir,
+    /// pack's self-extracting installer: run with `sh` (it checks its payload, extracts it and
+    /// runs conda-unpack).
+    Sh,
+    /// A squashfs image: extracted with the userland's `unsquashfs` (the sandbox has no
+    /// `/dev/fuse` for squashfuse).
+    Squashfs,
 }
 
 impl ArchiveFormat {
@@ -35,6 +41,8 @@ impl ArchiveFormat {
             Ok(ArchiveKind::TarGz | ArchiveKind::Tar) => Ok(Self::Tar),
             Ok(ArchiveKind::TarZst) => Ok(Self::TarZst),
             Ok(ArchiveKind::Zip) => Ok(Self::Zip),
+            Ok(ArchiveKind::Sh) => Ok(Self::Sh),
+            Ok(ArchiveKind::Squashfs) => Ok(Self::Squashfs),
             Err(e) => Err(SandboxError::UnknownArchiveFormat(Box::new(e))),
         }
     }
@@ -93,6 +101,12 @@ fn unpack_command(format: ArchiveFormat) -> String {
             py = String::from_utf8_lossy(&quote(OsStr::new(ZIP_PY)))
         ),
         ArchiveFormat::Dir => format!("cp -a \"${a}\"/. \"${d}\"/"),
+        ArchiveFormat::Sh => format!("sh \"${a}\" -b -p \"${d}\""),
+        ArchiveFormat::Squashfs => format!(
+            "if command -v unsquashfs >/dev/null 2>&1; then unsquashfs -q -n -f -d \"${d}\" \"${a}\" >/dev/null && \
+             echo \"envship: extracted the squashfs image with unsquashfs (not mounted: no /dev/fuse in the sandbox)\"; \
+             else echo 'envship: no unsquashfs in this userland to extract a squashfs image (install squashfs-tools)' >&2; false; fi"
+        ),
     }
 }
 
@@ -241,7 +255,7 @@ mod tests {
         let e = f("a.rar", b"Rar!\x1a\x07\x00").expect_err("refused");
         assert!(
             e.to_string()
-                .contains("not a tar.gz, tar.zst, tar or zip file"),
+                .contains("not a tar.gz, tar.zst, tar, zip, envship installer or squashfs file"),
             "{e}"
         );
 

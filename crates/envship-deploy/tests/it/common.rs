@@ -31,6 +31,25 @@ pub fn packed_env(
     test_script: &str,
     target: envship_pack::ManifestTarget,
 ) -> PathBuf {
+    packed_env_as(
+        out_dir,
+        name,
+        version,
+        test_script,
+        target,
+        envship_pack::Format::TarGz,
+    )
+}
+
+/// [`packed_env`] in `format` (a squashfs image is baked for `/opt/envship/NAME`).
+pub fn packed_env_as(
+    out_dir: &Path,
+    name: &str,
+    version: &str,
+    test_script: &str,
+    target: envship_pack::ManifestTarget,
+    format: envship_pack::Format,
+) -> PathBuf {
     let build = tempfile::tempdir().unwrap();
     let prefix = build
         .path()
@@ -74,13 +93,15 @@ pub fn packed_env(
                 name,
                 version,
                 &target.subdir,
-                envship_pack::Format::TarGz,
+                format,
             ))),
             name: name.into(),
             version: version.into(),
             target,
-            format: envship_pack::Format::TarGz,
-            dest_prefix: None,
+            format,
+            squashfs_compression: Default::default(),
+            dest_prefix: (format == envship_pack::Format::Squashfs)
+                .then(|| format!("/opt/envship/{name}")),
             arcroot: None,
             exclude: vec![],
             include: vec![],

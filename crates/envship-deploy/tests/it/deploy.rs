@@ -9,7 +9,7 @@ use envship_deploy::{self as deploy, record, DeployError, DeployOptions, Rollbac
 use envship_publish::{GithubConfig, RetryPolicy, Secret};
 use envship_spec::NoProgress;
 
-use crate::common::{packed_env, rhel6, GOOD_TEST};
+use crate::common::{packed_env, packed_env_as, rhel6, GOOD_TEST};
 
 fn opts(source: &Path, root: &Path) -> DeployOptions {
     DeployOptions {
@@ -367,6 +367,19 @@ fn concurrent_deploys_are_serialized() {
     }
     assert_eq!(current(root.path(), "e"), prev);
     assert_current_works(root.path(), "e");
+}
+
+#[test]
+fn deploys_a_squashfs_image_and_an_sh_installer() {
+    for format in [envship_pack::Format::Squashfs, envship_pack::Format::Sh] {
+        let dist = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let archive = packed_env_as(dist.path(), "gamma", "1", GOOD_TEST, rhel6(), format);
+        let out = deploy::deploy(&opts(&archive, root.path()), &NoProgress)
+            .unwrap_or_else(|e| panic!("{format}: {:?}", miette::Report::new(e)));
+        assert_eq!(out.name, "gamma", "{format}");
+        assert_current_works(root.path(), "gamma");
+    }
 }
 
 #[test]

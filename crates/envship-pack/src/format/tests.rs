@@ -95,7 +95,7 @@ fn refuses_bzip2_xz_and_other_files_with_one_error() {
         assert!(matches!(e, PackError::BadArchive { .. }), "{e:?}");
         let msg = e.to_string();
         assert!(
-            msg.contains("not a tar.gz, tar.zst, tar or zip file"),
+            msg.contains("not a tar.gz, tar.zst, tar, zip, envship installer or squashfs file"),
             "{msg}"
         );
         if !tool.is_empty() {
@@ -147,5 +147,23 @@ fn names_and_stems() {
         PathBuf::from("/a/b.audit.json")
     );
     assert_eq!("zip".parse::<Format>(), Ok(Format::Zip));
+    assert_eq!("sh".parse::<Format>(), Ok(Format::Sh));
+    assert_eq!("sqfs".parse::<Format>(), Ok(Format::Squashfs));
+    assert_eq!(
+        default_file_name("psana", "1.0", "linux-64", Format::Squashfs),
+        "psana-1.0-linux-64.squashfs"
+    );
+    for name in ["psana-1.0-linux-64.sh", "psana-1.0-linux-64.squashfs"] {
+        assert_eq!(archive_stem(name), "psana-1.0-linux-64");
+        assert_eq!(
+            Sidecar::Manifest.path_for(Path::new(name)),
+            Path::new("psana-1.0-linux-64.manifest.json")
+        );
+    }
+    assert_eq!(
+        "zstd".parse::<SquashfsCompression>(),
+        Ok(SquashfsCompression::Zstd)
+    );
+    assert!("xz".parse::<SquashfsCompression>().is_err());
     assert!("rar".parse::<Format>().is_err());
 }

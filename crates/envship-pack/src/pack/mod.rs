@@ -1,11 +1,15 @@
 //! `pack`: prefix → archive (+ `.sha256`, `.manifest.json` and `.cdx.json` sidecars), in three
 //! steps:
 //! [`plan`] scans the prefix and decides every entry and the relocation list, [`writers`] store
-//! those entries as tar, zip or a directory, and [`output`] writes through a temp file, hashes,
+//! those entries as tar, zip or a directory ([`squashfs`] as a squashfs image, [`installer`]
+//! as a self-extracting sh installer), and [`output`] writes through a temp file, hashes,
 //! renames and writes the sidecars (the SBOM from [`crate::sbom`]).
 
+mod installer;
+pub(crate) use installer::{INSTALLER_MAGIC, OFFSET_LINE};
 mod output;
 mod plan;
+mod squashfs;
 mod writers;
 
 use std::path::PathBuf;
@@ -13,8 +17,9 @@ use std::path::PathBuf;
 use envship_spec::{Progress, ProgressUnit};
 
 use crate::{
+    error::PackError,
     error::Result,
-    format::{default_file_name, Format},
+    format::{default_file_name, Format, SquashfsCompression},
     manifest::{Manifest, ManifestTarget, MANIFEST_VERSION},
     sbom::{self, SbomCounts},
 };
@@ -40,6 +45,8 @@ pub struct PackOptions {
     pub target: ManifestTarget,
     /// Output format.
     pub format: Format,
+    /// The block compression of a squashfs image (other formats ignore it).
+    pub squashfs_compression: SquashfsCompression,
     /// Bake this prefix into the files (no conda-unpack needed there).
     pub dest_prefix: Option<String>,
     /// Put the environment under this directory inside the archive.
@@ -108,6 +115,14 @@ fn jobs(n: usize) -> usize {
 
 /// Pack a prefix. See the crate docs for the archive layout.
 pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
+    if opts.format == Format::Squashfs && opts.dest_prefix.is_none() {
+        return Err(PackError::FormatOptions {
+            format: "squashfs",
+            reason: "need --dest-prefix: the image is read-only, so its files are relocated for \
+                     the mount point when it is packed",
+            help: "pass --dest-prefix with the path the image will be mounted at",
+        });
+    }
     let plan = plan::plan(opts, progress)?;
     let archive = match &opts.output {
         Some(p) => p.clone(),
@@ -140,12 +155,17 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     };
     let how = output::Compression {
         format: opts.format,
+        squashfs: opts.squashfs_compression,
         level: opts.compress_level.unwrap_or(4),
         threads: jobs(opts.jobs),
         force: opts.force,
     };
     progress.start("pack", Some(plan.bytes), ProgressUnit::Bytes);
-    let sha256 = output::write_archive(&plan.items, &ctx, &out, &how)?;
+    let label = installer::Label {
+        text: format!("{} {} ({})", opts.name, opts.version, opts.target.subdir),
+        arcroot: &plan.arcroot,
+    };
+    let sha256 = output::write_archive(&plan.items, &ctx, &out, &how, &label)?;
     progress.finish("pack");
 
     if let Some(sum) = &sha256 {

@@ -11,12 +11,14 @@ use std::{
 use sha2::{Digest, Sha256};
 
 use super::{
+    installer::{write_installer, Label},
     plan::Item,
+    squashfs::write_squashfs,
     writers::{write_dir, write_tar, write_zip, Ctx},
 };
 use crate::{
     error::{PackError, Result},
-    format::{Format, Sidecar},
+    format::{Format, Sidecar, SquashfsCompression},
     pgzip::ParGzWriter,
     relocate,
 };
@@ -67,6 +69,8 @@ pub(super) fn file_name(path: &Path) -> String {
 /// How to compress.
 pub(super) struct Compression {
     pub format: Format,
+    /// The block compression of a squashfs image.
+    pub squashfs: SquashfsCompression,
     pub level: i32,
     pub threads: usize,
     pub force: bool,
@@ -78,9 +82,12 @@ pub(super) fn write_archive(
     ctx: &Ctx<'_>,
     out: &Destination,
     how: &Compression,
+    label: &Label<'_>,
 ) -> Result<Option<String>> {
     match how.format {
         Format::TarGz | Format::TarZst => write_tar_file(items, ctx, out, how).map(Some),
+        Format::Sh => write_installer(items, ctx, out, how, label).map(Some),
+        Format::Squashfs => write_squashfs(items, ctx, out, how).map(Some),
         Format::Zip => {
             let tmp = temp_file(&out.dir)?;
             let tmp_path = tmp.path().to_path_buf();
@@ -115,25 +122,35 @@ pub(super) fn write_archive(
     }
 }
 
-/// A compressed tar, hashed as it is written.
+/// A compressed tar, hashed as it is written, renamed into place.
 fn write_tar_file(
     items: &[Item],
     ctx: &Ctx<'_>,
     out: &Destination,
     how: &Compression,
 ) -> Result<String> {
-    let tmp = temp_file(&out.dir)?;
+    let (tmp, sha256) = write_tar_temp(items, ctx, &out.dir, how)?;
+    persist(tmp, &out.archive, how.force)?;
+    Ok(sha256)
+}
+
+/// A compressed tar (gzip unless the format is tar.zst) in a synced temp file in `dir`, and its
+/// sha256.
+pub(super) fn write_tar_temp(
+    items: &[Item],
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    how: &Compression,
+) -> Result<(tempfile::NamedTempFile, String)> {
+    let tmp = temp_file(dir)?;
     let tmp_path = tmp.path().to_path_buf();
     let handle = tmp
         .as_file()
         .try_clone()
         .map_err(PackError::io("opening", tmp_path.clone()))?;
-    let hw = HashWriter {
-        inner: io::BufWriter::with_capacity(1 << 20, handle),
-        hash: Sha256::new(),
-    };
+    let hw = HashWriter::new(io::BufWriter::with_capacity(1 << 20, handle));
     let io_err = PackError::io("writing", tmp_path.clone());
-    let hw = if how.format == Format::TarGz {
+    let hw = if how.format != Format::TarZst {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(how.threads)
             .thread_name(|i| format!("envship-gzip-{i}"))
@@ -156,19 +173,16 @@ fn write_tar_file(
             .finish()
             .map_err(io_err)?
     };
-    let HashWriter { mut inner, hash } = hw;
-    inner
-        .flush()
+    let sha256 = hw
+        .finish()
         .map_err(PackError::io("writing", tmp_path.clone()))?;
-    drop(inner);
     tmp.as_file()
         .sync_all()
         .map_err(PackError::io("syncing", tmp_path))?;
-    persist(tmp, &out.archive, how.force)?;
-    Ok(hex::encode(hash.finalize()))
+    Ok((tmp, sha256))
 }
 
-fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
+pub(super) fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
         .prefix(".envship-pack-")
         .tempfile_in(dir)
@@ -176,9 +190,24 @@ fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
 }
 
 /// Hashes what passes through.
-struct HashWriter<W> {
+pub(super) struct HashWriter<W> {
     inner: W,
     hash: Sha256,
+}
+
+impl<W: Write> HashWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hash: Sha256::new(),
+        }
+    }
+
+    /// Flushes the writer; the hex sha256 of everything written.
+    pub fn finish(mut self) -> io::Result<String> {
+        self.inner.flush()?;
+        Ok(hex::encode(self.hash.finalize()))
+    }
 }
 
 impl<W: Write> Write for HashWriter<W> {
@@ -192,7 +221,7 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-fn persist(tmp: tempfile::NamedTempFile, out: &Path, force: bool) -> Result<()> {
+pub(super) fn persist(tmp: tempfile::NamedTempFile, out: &Path, force: bool) -> Result<()> {
     // The temp file is 0600; the archive is for the team that deploys it.
     envship_spec::output::set_output_mode(tmp.as_file())
         .map_err(PackError::io("setting mode of", tmp.path().to_path_buf()))?;

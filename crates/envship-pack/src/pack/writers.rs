@@ -93,7 +93,10 @@ impl Ctx<'_> {
     }
 
     /// The content of a file item.
-    fn file_content(&self, kind: &ItemKind) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
+    pub(super) fn file_content(
+        &self,
+        kind: &ItemKind,
+    ) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
         match kind {
             ItemKind::File {
                 src,

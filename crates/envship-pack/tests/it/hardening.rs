@@ -187,7 +187,8 @@ fn garbage_is_a_clear_error() {
     )
     .unwrap_err();
     assert!(
-        e.to_string().contains("not a tar.gz, tar.zst, tar or zip"),
+        e.to_string()
+            .contains("not a tar.gz, tar.zst, tar, zip, envship installer or squashfs"),
         "{e}"
     );
 }

@@ -182,37 +182,6 @@ fn unsafe_latin1() -> &'static std::ffi::OsStr {
     std::ffi::OsStr::from_bytes(b"share/hello/caf\xe9.txt")
 }
 
-#[track_caller]
-fn assert_trees_equal(a: &Tree, b: &Tree, what: &str) {
-    let ka: Vec<_> = a
-        .keys()
-        .map(|k| String::from_utf8_lossy(k).into_owned())
-        .collect();
-    let kb: Vec<_> = b
-        .keys()
-        .map(|k| String::from_utf8_lossy(k).into_owned())
-        .collect();
-    assert_eq!(ka, kb, "{what}: different paths");
-    for (k, v) in a {
-        if b[k] != *v {
-            let show = |t: &(char, u32, Vec<u8>)| {
-                format!(
-                    "{} {:o} {}",
-                    t.0,
-                    t.1,
-                    String::from_utf8_lossy(&t.2[..t.2.len().min(2000)])
-                )
-            };
-            panic!(
-                "{what}: {} differs:\n{}\n---\n{}",
-                String::from_utf8_lossy(k),
-                show(v),
-                show(&b[k])
-            );
-        }
-    }
-}
-
 #[test]
 fn reproducible_in_every_format_and_thread_count() {
     let Some(env) = build_env() else { return };

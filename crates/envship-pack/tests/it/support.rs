@@ -341,3 +341,36 @@ fn with_sha256(record: PackageRecord, sha: &str) -> PackageRecord {
     v["sha256"] = serde_json::Value::String(sha.to_string());
     serde_json::from_value(v).unwrap()
 }
+
+#[track_caller]
+pub fn assert_trees_equal(a: &Tree, b: &Tree, what: &str) {
+    let only = |x: &Tree, y: &Tree| -> Vec<String> {
+        x.keys()
+            .filter(|k| !y.contains_key(*k))
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    };
+    let (only_a, only_b) = (only(a, b), only(b, a));
+    assert!(
+        only_a.is_empty() && only_b.is_empty(),
+        "{what}: different paths: only in the first: {only_a:?}; only in the second: {only_b:?}"
+    );
+    for (k, v) in a {
+        if b[k] != *v {
+            let show = |t: &(char, u32, Vec<u8>)| {
+                format!(
+                    "{} {:o} {}",
+                    t.0,
+                    t.1,
+                    String::from_utf8_lossy(&t.2[..t.2.len().min(2000)])
+                )
+            };
+            panic!(
+                "{what}: {} differs:\n{}\n---\n{}",
+                String::from_utf8_lossy(k),
+                show(v),
+                show(&b[k])
+            );
+        }
+    }
+}

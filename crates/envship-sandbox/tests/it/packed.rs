@@ -52,34 +52,49 @@ echo packed-ok
     let p = Project::new(script, &[]);
     let prefix = p.tmp.path().join("build/envs/greet");
     make_prefix(&prefix);
-    let out = envship_pack::pack(
-        &PackOptions {
-            prefix: prefix.clone(),
-            build_prefix: None,
-            output: Some(p.dir().join("dist/greet-1.0-noarch.tar.gz")),
-            name: "greet".into(),
-            version: "1.0".into(),
-            target: ManifestTarget {
-                name: "host".into(),
-                subdir: "linux-64".into(),
-                glibc: None,
-            },
-            format: Format::TarGz,
-            dest_prefix: None,
-            arcroot: None,
-            exclude: vec![],
-            include: vec![],
-            jobs: 1,
-            compress_level: None,
-            force: true,
-            allow_missing_files: false,
-            allow_modified_files: false,
-            allow_editable: false,
-            source_date_epoch: None,
+    let base = PackOptions {
+        prefix: prefix.clone(),
+        build_prefix: None,
+        output: Some(p.dir().join("dist/greet-1.0-noarch.tar.gz")),
+        name: "greet".into(),
+        version: "1.0".into(),
+        target: ManifestTarget {
+            name: "host".into(),
+            subdir: "linux-64".into(),
+            glibc: None,
         },
-        &NoProgress,
-    )
-    .unwrap_or_else(|e| panic!("pack: {:?}", miette::Report::new(e)));
+        format: Format::TarGz,
+        squashfs_compression: Default::default(),
+        dest_prefix: None,
+        arcroot: None,
+        exclude: vec![],
+        include: vec![],
+        jobs: 1,
+        compress_level: None,
+        force: true,
+        allow_missing_files: false,
+        allow_modified_files: false,
+        allow_editable: false,
+        source_date_epoch: None,
+    };
+    let pack = |o: &PackOptions| {
+        envship_pack::pack(o, &NoProgress)
+            .unwrap_or_else(|e| panic!("pack: {:?}", miette::Report::new(e)))
+    };
+    let out = pack(&base);
+    // The same prefix as the other formats the sandbox takes: the sh installer, and a squashfs
+    // image baked for the destination.
+    let installer = pack(&PackOptions {
+        output: Some(p.dir().join("dist/greet-installer.sh")),
+        format: Format::Sh,
+        ..base.clone()
+    });
+    let image = pack(&PackOptions {
+        output: Some(p.dir().join("dist/greet-image.squashfs")),
+        format: Format::Squashfs,
+        dest_prefix: Some("/opt/envship/greet".into()),
+        ..base.clone()
+    });
     // The build prefix is gone: only the archive can make the test pass.
     fs::remove_dir_all(p.tmp.path().join("build")).unwrap();
     let mut opts = p.options(Isolation::Namespace);
@@ -97,4 +112,48 @@ echo packed-ok
     );
     assert!(lines.iter().any(|l| l == "packed-ok"));
     assert_eq!(sha256(&out.archive), before);
+
+    for (archive, says) in [
+        (
+            &installer.archive,
+            "installed greet 1.0 (linux-64) into /opt/envship/greet",
+        ),
+        (
+            &image.archive,
+            "envship: extracted the squashfs image with unsquashfs",
+        ),
+    ] {
+        if archive == &image.archive && !unsquashfs_or_skip() {
+            continue;
+        }
+        opts.archive = archive.clone();
+        let (outcome, lines) = run(&opts);
+        assert!(
+            outcome.passed,
+            "{}: {}\n{}",
+            archive.display(),
+            outcome.summary(),
+            lines.join("\n")
+        );
+        assert!(lines.iter().any(|l| l == "packed-ok"));
+        assert!(
+            lines.iter().any(|l| l.starts_with(says)),
+            "the log says how it was installed: {}",
+            lines.join("\n")
+        );
+    }
+}
+
+fn unsquashfs_or_skip() -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v unsquashfs"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        envship_test_support::skip(
+            "envship_pack_archive_relocates_and_passes_in_the_sandbox",
+            "unsquashfs is not installed (apt: squashfs-tools)",
+        );
+    }
+    found
 }

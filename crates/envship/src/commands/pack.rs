@@ -2,7 +2,7 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
-use envship_pack::{Format, ManifestTarget, PackOptions};
+use envship_pack::{Format, ManifestTarget, PackOptions, SquashfsCompression};
 use miette::IntoDiagnostic;
 
 use crate::{progress::Bars, target_args::TargetArgs, GlobalArgs};
@@ -25,12 +25,18 @@ pub struct Args {
     /// Output file; default dist/NAME-VERSION-SUBDIR.EXT.
     #[arg(long, short = 'o', value_name = "PATH")]
     output: Option<PathBuf>,
-    /// Archive format: tar.gz (default, readable on RHEL6), tar.zst, zip or dir.
+    /// Archive format: tar.gz (default, readable on RHEL6), tar.zst, zip, dir, sh (a
+    /// self-extracting installer: `sh FILE.sh -p DEST`) or squashfs (an image to mount at
+    /// --dest-prefix, which it requires).
     #[arg(long, default_value = "tar.gz", value_parser = parse_format)]
     format: Format,
     /// Bake this final prefix into the files now (then no conda-unpack is needed there).
     #[arg(long, value_name = "PATH")]
     dest_prefix: Option<String>,
+    /// squashfs block compression: gzip (default; the only one RHEL 6's kernel mounts) or zstd
+    /// (squashfuse, or kernels 4.14 and later).
+    #[arg(long, value_name = "ALGO", value_parser = parse_squashfs_compression)]
+    compress: Option<SquashfsCompression>,
     /// Compression level (gzip/zip 0-9, zstd 1-22). Default 4, as conda-pack.
     #[arg(long, value_name = "N")]
     compress_level: Option<i32>,
@@ -69,7 +75,19 @@ fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
 
+fn parse_squashfs_compression(s: &str) -> Result<SquashfsCompression, String> {
+    s.parse()
+}
+
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    if args.compress.is_some() && args.format != Format::Squashfs {
+        return Err(miette::miette!(
+            help = "--compress chooses a squashfs image's compression; use --compress-level \
+                    for the other formats",
+            "--compress needs --format squashfs, not {}",
+            args.format
+        ));
+    }
     let name = match &args.name {
         Some(n) => n.clone(),
         None => std::path::absolute(&args.prefix)
@@ -100,6 +118,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             glibc: Some(target.glibc.to_string()),
         },
         format: args.format,
+        squashfs_compression: args.compress.unwrap_or_default(),
         dest_prefix: args.dest_prefix,
         arcroot: args.arcroot,
         exclude: args.exclude,

@@ -42,6 +42,40 @@ fn malformed_archive_is_bad_input() {
 }
 
 #[test]
+fn squashfs_without_dest_prefix_is_bad_input() {
+    let dir = example("hello");
+    for args in [&["lock", "--offline"][..], &["build", "--offline"]] {
+        assert_eq!(run(dir.path(), args).0, 0, "{args:?}");
+    }
+    let prefix = ".envship/build/hello-envship";
+    let (code, stderr) = run(dir.path(), &["pack", "-p", prefix, "--format", "squashfs"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--dest-prefix"), "{stderr}");
+    let (code, stderr) = run(dir.path(), &["pack", "-p", prefix, "--compress", "zstd"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--compress needs --format squashfs"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("dist").exists(), "nothing written");
+    let (code, stderr) = run(
+        dir.path(),
+        &[
+            "pack",
+            "-p",
+            prefix,
+            "--format",
+            "squashfs",
+            "--compress",
+            "zstd",
+            "--dest-prefix",
+            "/opt/envship/hello",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
 fn failed_audit_is_a_gate() {
     // The example's program needs GLIBC_2.14; lcls-rhel6 has 2.12.
     let dir = example("needs-glibc-2.14");

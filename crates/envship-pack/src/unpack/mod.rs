@@ -1,5 +1,5 @@
-//! `unpack`: hardened, parallel extraction of an archive (tar.gz, tar.zst, tar, zip) followed by
-//! the same relocation `bin/conda-unpack` does.
+//! `unpack`: hardened, parallel extraction of an archive (tar.gz, tar.zst, tar, zip, pack's sh
+//! installer, squashfs) followed by the same relocation `bin/conda-unpack` does.
 //!
 //! Every name keeps the path rule ([`crate::archive_path`]) and every write goes through a
 //! [`Beneath`] of DEST, so nothing is written through a symlink or outside DEST. Refused, with
@@ -15,7 +15,7 @@
 use std::{
     collections::{BTreeSet, HashSet},
     fs,
-    io::{self, BufReader, Read, Write},
+    io::{self, BufReader, Read, Seek, Write},
     path::{Path, PathBuf},
     sync::{Condvar, Mutex},
 };
@@ -26,7 +26,7 @@ use crate::{
     archive_path::ArchivePath,
     beneath::{is_link_in_the_way, Beneath},
     error::{PackError, Result},
-    format::ArchiveKind,
+    format::{installer_payload_offset, ArchiveKind},
     relocate::{self, RelocateOutput, RelocationList, RELOCATION_LIST},
 };
 
@@ -59,6 +59,8 @@ pub struct UnpackOutput {
     /// The relocation done (`None` when the archive has no relocation list or `no_relocate`).
     pub relocation: Option<RelocateOutput>,
 }
+
+mod squashfs;
 
 /// Files at most this big are handed to worker threads; bigger ones are streamed.
 const SMALL: u64 = 1 << 20;
@@ -184,6 +186,18 @@ pub fn unpack(
     progress: &dyn Progress,
 ) -> Result<UnpackOutput> {
     let kind = ArchiveKind::sniff_file(archive)?;
+    match kind {
+        ArchiveKind::Squashfs => tracing::info!(
+            "{} is a squashfs image: extracting it (not mounting it: mount the image itself \
+             with squashfuse at its --dest-prefix to use it unextracted)",
+            archive.display()
+        ),
+        ArchiveKind::Sh => tracing::info!(
+            "{} is an envship installer: unpacking its tar.gz payload",
+            archive.display()
+        ),
+        _ => {}
+    }
     let dest = std::path::absolute(dest).map_err(PackError::io("resolving", dest))?;
     if !opts.force && !dest_is_empty(&dest)? {
         return Err(PackError::DestNotEmpty { path: dest });
@@ -259,8 +273,10 @@ fn unpack_into(
         .build()
         .map_err(PackError::ThreadPool)?;
     let read_result: Result<()> = pool.in_place_scope(|scope| {
-        if kind == ArchiveKind::Zip {
-            return unpack_zip(archive, &w, &mut seen);
+        match kind {
+            ArchiveKind::Zip => return unpack_zip(archive, &w, &mut seen),
+            ArchiveKind::Squashfs => return squashfs::unpack_squashfs(archive, &w, &mut seen),
+            _ => {}
         }
         read_tar(archive, kind, &w, &mut seen, scope, progress)
     });
@@ -355,13 +371,20 @@ fn read_tar<'s, 'a: 's>(
         path: archive.to_path_buf(),
         reason,
     };
-    let file = fs::File::open(archive).map_err(PackError::io("opening", archive))?;
+    let mut file = fs::File::open(archive).map_err(PackError::io("opening", archive))?;
+    if kind == ArchiveKind::Sh {
+        let offset = installer_payload_offset(archive)?;
+        file.seek(io::SeekFrom::Start(offset))
+            .map_err(PackError::io("reading", archive))?;
+    }
     let counted = Counting {
         inner: BufReader::with_capacity(1 << 20, file),
         progress,
     };
     let reader: Box<dyn Read> = match kind {
-        ArchiveKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+        ArchiveKind::TarGz | ArchiveKind::Sh => {
+            Box::new(flate2::read::MultiGzDecoder::new(counted))
+        }
         ArchiveKind::TarZst => Box::new(
             zstd::stream::read::Decoder::new(counted).map_err(PackError::io("reading", archive))?,
         ),
