@@ -342,6 +342,9 @@ impl Run<'_> {
                 glibc: Some(target.glibc.to_string()),
             },
             format: opts.format,
+            // A squashfs image is read-only: it is baked for where the test (and the
+            // deployment) puts it.
+            dest_prefix: (opts.format == Format::Squashfs).then(|| opts.dest_prefix.clone()),
             force: true,
             ..PackOptions::default()
         };

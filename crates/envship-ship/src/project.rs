@@ -70,7 +70,7 @@ pub enum ProjectError {
     #[error("{message}")]
     #[diagnostic(
         code(envship::ship::format),
-        help("use tar.gz (RHEL 6's tar reads it), tar.zst, zip or dir")
+        help("use tar.gz (RHEL 6's tar reads it), tar.zst, zip, dir, sh or squashfs")
     )]
     Format {
         /// The parser's message.

@@ -73,6 +73,18 @@ fn squashfs_without_dest_prefix_is_bad_input() {
         ],
     );
     assert_eq!(code, 0, "{stderr}");
+    // ship bakes the image for the test's destination and tests it extracted there.
+    for format in ["squashfs", "sh"] {
+        let out = envship()
+            .current_dir(dir.path())
+            .args(["ship", "--offline", "--format", format])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format}: {text}");
+        assert!(text.contains(&format!(".{format}")), "{format}: {text}");
+    }
 }
 
 #[test]
