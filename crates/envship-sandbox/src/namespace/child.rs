@@ -519,18 +519,33 @@ mod tests {
             }
         }
         let mut child = cmd.spawn().expect("spawn sleep");
-        // The hook ran before spawn returned (std waits for exec or the hook's failure).
-        let mut fds: Vec<libc::c_int> = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
-            .expect("read the child's fd dir")
-            .map(|e| {
-                e.expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .parse()
-                    .expect("fd number")
-            })
-            .collect();
-        fds.sort_unstable();
+        // The hook ran before spawn returned (std waits for exec or the hook's failure), but
+        // `sleep` itself briefly opens files while it starts (locale data): under load the
+        // listing caught one. Wait until two listings 50 ms apart agree; an inherited descriptor
+        // stays in every listing.
+        let list = || -> Vec<libc::c_int> {
+            let mut fds: Vec<libc::c_int> = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+                .expect("read the child's fd dir")
+                .map(|e| {
+                    e.expect("entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .parse()
+                        .expect("fd number")
+                })
+                .collect();
+            fds.sort_unstable();
+            fds
+        };
+        let mut fds = list();
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let again = list();
+            if again == fds {
+                break;
+            }
+            fds = again;
+        }
         let _ = child.kill();
         let _ = child.wait();
         drop((leak_read, leak_write));
