@@ -22,9 +22,14 @@ use crate::{
 /// test script there (environment active, cwd /tmp/project).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The environment archive (.tar.gz, .tar.zst, .zip or a packed directory).
+    /// The environment archive (.tar.gz, .tar.zst, .zip or a packed directory). Default: the
+    /// project's newest archive (NAME-*-SUBDIR.*) in --out-dir.
     #[arg(value_name = "ARCHIVE")]
-    archive: PathBuf,
+    archive: Option<PathBuf>,
+    /// Where to look for the newest archive when ARCHIVE is not given. Default: dist/ beside
+    /// environment.yml.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    out_dir: Option<PathBuf>,
     /// The bash test script. Default: envship.toml's test-script, else run-test.sh beside
     /// environment.yml. A missing script is an error.
     #[arg(long, short = 's', value_name = "FILE")]
@@ -127,20 +132,27 @@ impl IsolationArgs {
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let project = Project::load(&args.file.file, &args.target.request())?;
-    check_archive_target(&args.archive, args.target.target.as_deref())?;
+    let archive = match &args.archive {
+        Some(archive) => archive.clone(),
+        None => {
+            let newest = project.newest_archive(args.out_dir.as_deref())?;
+            // Said even with --quiet: which archive was tested is part of the result.
+            eprintln!("testing the newest archive: {}", newest.display());
+            newest
+        }
+    };
+    check_archive_target(&archive, args.target.target.as_deref())?;
     let name = project.name();
     let dir = project.dir();
     let script = project.test_script(args.script.as_deref());
     let dest_prefix = PathBuf::from(project.dest_prefix(args.dest_prefix.as_deref()));
     let (isolation, rootfs) = args.run.isolation.resolve()?;
     let log_path = args.log.clone().unwrap_or_else(|| {
-        let parent = args
-            .archive
+        let parent = archive
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let file_name = args
-            .archive
+        let file_name = archive
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "archive".into());
@@ -150,7 +162,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         ))
     });
     let opts = TestOptions {
-        archive: args.archive.clone(),
+        archive: archive.clone(),
         script,
         project_dir: dir,
         environment_file: Some(args.file.file.clone()),
