@@ -79,6 +79,35 @@ for _ in range(RUNS):
     assert json.loads(out)["noop"], "unchanged lock must be a no-op: %s" % out
     res["es noop"].append(wall)
 
+# The no-op rebuild of an environment with a `pip:` section: the same packages plus psutil's
+# manylinux2010 wheel from the fixtures (offline: --find-links, --no-index), built once, then
+# built again unchanged RUNS times. Its own directory, so its lock is not the one above.
+PIP_DIR = os.path.join(WORK, "input-pip")
+WHEELS = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "fixtures", "wheels"))
+os.makedirs(PIP_DIR, exist_ok=True)
+with open(ENV) as f:
+    pip_env = f.read().rstrip("\n") + "\n  - pip:\n    - psutil==6.1.1\n"
+with open(os.path.join(PIP_DIR, "environment.yml"), "w") as f:
+    f.write(pip_env)
+pip_prefix = os.path.join(WORK, "es-prefix-pip")
+fresh(pip_prefix)
+
+
+def envship_build_pip():
+    return timed([ENVSHIP, "--quiet", "build", "-f", os.path.join(PIP_DIR, "environment.yml"),
+                  "--prefix", pip_prefix, "--cache-dir", es_cache, "--offline", "--find-links",
+                  WHEELS, "--no-index", "--json"])
+
+
+first = json.loads(envship_build_pip()[1])
+assert first["pip"]["packages"], "the pip section must install psutil: %s" % first
+res["es noop pip"] = []
+for _ in range(RUNS):
+    wall, out = envship_build_pip()
+    out = json.loads(out)
+    assert out["noop"] and out["pip"]["reused"], "unchanged pip section must be a no-op: %s" % out
+    res["es noop pip"].append(wall)
+
 installed = du(es_prefix)
 m = {k: statistics.median(v) for k, v in res.items()}
 print("bench/install: %d packages, %.1f MB of archives, %.1f MB installed; %d runs each, medians; "
@@ -92,6 +121,7 @@ for kind in ("cold", "warm"):
     print("| %s | %.2f s (%.0f MB/s archives, %.0f MB/s installed) | %.2f s | %.2f s | %.2fx | %.2fx |"
           % (kind, es, archives / 1e6 / es, installed / 1e6 / es, pr, pin, es / pr, es / pin))
 print("| no-op rebuild | %.3f s | | | | |" % m["es noop"])
+print("| no-op rebuild with a pip: section | %.3f s | | | | |" % m["es noop pip"])
 print()
 print("ratio = envship / py-rattler (below 1 = envship faster). envship validates every cached")
 print("file's sha256 before linking (ValidationMode::Full); py-rattler's default does not.")

@@ -161,10 +161,15 @@ pub fn record_path(lock_path: &Path) -> PathBuf {
     lock_path.with_file_name("envship-pip.json")
 }
 
-/// What the pip step depends on besides the interpreter: the entries, the target's manylinux
-/// answer and where pip looks. The same fingerprint with everything still installed means pip
-/// need not run.
-fn request_fingerprint(file: &EnvironmentFile, target: &Target, opts: &PipOptions) -> String {
+/// What the pip step depends on: the entries, the target's manylinux answer, where pip looks
+/// (and which wheels a local `--find-links` directory holds) and the environment's python (its
+/// conda record). The same fingerprint with everything still installed means pip need not run.
+fn request_fingerprint(
+    file: &EnvironmentFile,
+    target: &Target,
+    opts: &PipOptions,
+    prefix: &Path,
+) -> String {
     let mut h = Sha256::new();
     for e in &file.pip {
         h.update(e.raw.as_bytes());
@@ -175,7 +180,50 @@ fn request_fingerprint(file: &EnvironmentFile, target: &Target, opts: &PipOption
         "{:?}{:?}{:?}",
         opts.find_links, opts.no_index, opts.index_url
     ));
+    for link in &opts.find_links {
+        for wheel in directory_listing(Path::new(link)) {
+            h.update(b"wheel ");
+            h.update(wheel.as_bytes());
+            h.update(b"\n");
+        }
+    }
+    for record in directory_listing(&prefix.join("conda-meta")) {
+        // `python-3.11.2-h0_envship.json`: a new python (version or build) is a new request.
+        if record.starts_with("python-") && record.as_bytes().get(7).is_some_and(u8::is_ascii_digit)
+        {
+            h.update(b"python ");
+            h.update(record.as_bytes());
+            h.update(b"\n");
+        }
+    }
     format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// The sorted `NAME SIZE MTIME` lines of a local directory's files; empty for URLs and missing
+/// directories.
+fn directory_listing(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            let mtime = meta
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_nanos();
+            Some(format!(
+                "{} {} {mtime}",
+                e.file_name().to_string_lossy(),
+                meta.len()
+            ))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// `python -m pip install` for the file's entries, with the target's manylinux hook (in
@@ -243,7 +291,7 @@ pub async fn install(
     if !python.exists() {
         return Err(PipError::NoPython { python });
     }
-    let fingerprint = request_fingerprint(file, target, opts);
+    let fingerprint = request_fingerprint(file, target, opts, prefix);
     // Not `*.json`: every JSON file in conda-meta must be a package record for conda and rattler.
     let in_prefix = prefix.join("conda-meta").join("envship-pip.state");
     let record_out = record_path(lock_path);
@@ -350,15 +398,25 @@ fn all_installed(prefix: &Path, packages: &[PipPackage]) -> bool {
     let Ok(entries) = glob_site_packages(prefix) else {
         return false;
     };
+    let installed: Vec<(String, String)> = entries
+        .iter()
+        .filter_map(|e| dist_info_name_version(e))
+        .collect();
     packages.iter().all(|p| {
-        let want = format!(
-            "{}-{}.dist-info",
-            normalize(&p.name).replace('-', "_"),
-            p.version
-        )
-        .to_lowercase();
-        entries.iter().any(|e| e.to_lowercase() == want)
+        let name = normalize(&p.name);
+        installed
+            .iter()
+            .any(|(n, v)| *n == name && v.eq_ignore_ascii_case(&p.version))
     })
+}
+
+/// `(normalized name, version)` of a `NAME-VERSION.dist-info` directory. Wheels built by older
+/// tools keep the project's spelling (`ruamel.yaml-0.17.21.dist-info`, `Foo_Bar-…`), so names
+/// are compared normalized, never as file names.
+fn dist_info_name_version(entry: &str) -> Option<(String, String)> {
+    let stem = entry.strip_suffix(".dist-info")?;
+    let (name, version) = stem.rsplit_once('-')?;
+    Some((normalize(name), version.to_string()))
 }
 
 fn glob_site_packages(prefix: &Path) -> std::io::Result<Vec<String>> {
@@ -539,6 +597,43 @@ pub fn wheel_tags(file_name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dist_info_names_are_compared_normalized() {
+        assert_eq!(
+            dist_info_name_version("ruamel.yaml-0.17.21.dist-info"),
+            Some(("ruamel-yaml".into(), "0.17.21".into()))
+        );
+        assert_eq!(
+            dist_info_name_version("MarkupSafe-2.1.5.dist-info"),
+            Some(("markupsafe".into(), "2.1.5".into()))
+        );
+        assert_eq!(dist_info_name_version("markupsafe"), None);
+        let prefix = tempfile::tempdir().expect("tempdir");
+        let site = prefix.path().join("lib/python3.11/site-packages");
+        fs_err::create_dir_all(site.join("ruamel.yaml-0.17.21.dist-info")).expect("mkdir");
+        let package = |name: &str, version: &str| PipPackage {
+            name: name.into(),
+            version: version.into(),
+            url: String::new(),
+            wheel: None,
+            tags: vec![],
+            sha256: None,
+            requested: true,
+        };
+        assert!(all_installed(
+            prefix.path(),
+            &[package("ruamel.yaml", "0.17.21")]
+        ));
+        assert!(all_installed(
+            prefix.path(),
+            &[package("Ruamel_Yaml", "0.17.21")]
+        ));
+        assert!(!all_installed(
+            prefix.path(),
+            &[package("ruamel.yaml", "0.18.0")]
+        ));
+    }
 
     #[test]
     fn hook_limits_to_target_glibc() {

@@ -66,6 +66,11 @@ pub enum ProjectError {
     #[diagnostic(transparent)]
     Target(#[from] TargetError),
 
+    /// The imported lock standing in for a missing environment.yml cannot be read.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lock(#[from] envship_env::LockError),
+
     /// The archive format (flag or envship.toml's `format`) is unknown.
     #[error("{message}")]
     #[diagnostic(
@@ -75,6 +80,21 @@ pub enum ProjectError {
     Format {
         /// The parser's message.
         message: String,
+    },
+
+    /// No archive of the project in the output directory (`envship test` without ARCHIVE).
+    #[error("no archive of {name} for {subdir} in {}", dir.display())]
+    #[diagnostic(
+        code(envship::ship::no_archive),
+        help("looked for {name}-VERSION-{subdir}.tar.gz/.tar.zst/.zip (or the dir format's directory): run `envship ship` or `envship pack` first, name the archive, or pass --out-dir")
+    )]
+    NoArchive {
+        /// The directory searched.
+        dir: PathBuf,
+        /// The project's name.
+        name: String,
+        /// The target's subdir.
+        subdir: String,
     },
 }
 
@@ -92,8 +112,26 @@ pub struct Project {
 
 impl Project {
     /// Load the file, its config and the target; warnings about the file go to the log.
+    ///
+    /// A project without environment.yml whose envship.lock was imported (`envship lock
+    /// --from`) is that lock: the file is stood in for by
+    /// [`envship_env::lock::imported_environment_file`].
     pub fn load(file: &Path, request: &TargetRequest) -> Result<Self, ProjectError> {
-        let env_file = EnvironmentFile::from_path(file)?;
+        let env_file = match EnvironmentFile::from_path(file) {
+            Ok(f) => f,
+            Err(e) if !file.exists() => {
+                let dir = file
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let lock = dir.join(envship_env::lock::LOCK_FILE);
+                match envship_env::lock::imported_environment_file(file, &lock)? {
+                    Some(f) => f,
+                    None => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
         for w in &env_file.warnings {
             match &w.location {
                 Some(l) => {
@@ -182,6 +220,78 @@ impl Project {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.dir().join("dist"))
     }
+
+    /// The project's newest archive (by mtime) in [`Project::out_dir`]: what `envship test`
+    /// tests when it is given no archive.
+    pub fn newest_archive(&self, out_dir: Option<&Path>) -> Result<PathBuf, ProjectError> {
+        let dir = self.out_dir(out_dir);
+        let name = self.name();
+        let subdir = self.target.subdir.clone();
+        newest_archive_in(&dir, &name, &subdir).ok_or(ProjectError::NoArchive { dir, name, subdir })
+    }
+}
+
+/// The newest (by mtime; ties go to the later name) of the files pack writes for `name` and
+/// `subdir` in `dir`: `NAME-VERSION-SUBDIR.EXT` with an archive extension envship-pack knows,
+/// or a `NAME-VERSION-SUBDIR` directory with its manifest sidecar (the `dir` format).
+/// Sidecars, logs and archives of other names or subdirs are not taken.
+pub fn newest_archive_in(dir: &Path, name: &str, subdir: &str) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut best: Option<(std::time::SystemTime, String, PathBuf)> = None;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let stem = if meta.is_dir() {
+            if !envship_pack::Sidecar::Manifest.path_for(&path).is_file() {
+                continue;
+            }
+            file_name.as_str()
+        } else {
+            match envship_pack::ArchiveKind::from_file_name(&file_name) {
+                // pack writes compressed tars and zips, never a bare .tar.
+                Some(envship_pack::ArchiveKind::Tar) | None => continue,
+                Some(_) => envship_pack::archive_stem(&file_name),
+            }
+        };
+        if !is_release_stem(stem, name, subdir) {
+            continue;
+        }
+        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        let newer = best
+            .as_ref()
+            .is_none_or(|(t, n, _)| (mtime, &file_name) > (*t, n));
+        if newer {
+            best = Some((mtime, file_name, path));
+        }
+    }
+    best.map(|(_, _, path)| path)
+}
+
+/// Whether `stem` is `NAME-VERSION-SUBDIR` for some non-empty VERSION (the glob
+/// `NAME-*-SUBDIR`: versions come from `git describe --always`, so they may start with a letter
+/// and cannot be told apart from another project's `NAME-x-…` by their form).
+fn is_release_stem(stem: &str, name: &str, subdir: &str) -> bool {
+    let Some(rest) = stem
+        .strip_prefix(name)
+        .and_then(|r| r.strip_prefix('-'))
+        .and_then(|r| r.strip_suffix(subdir))
+        .and_then(|r| r.strip_suffix('-'))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+}
+
+/// The target for a project directory that may have no environment.yml yet (`envship lock
+/// --from`): the caller's request over `dir`'s envship.toml, as [`Project::load`] resolves it.
+pub fn target_in_dir(dir: &Path, request: &TargetRequest) -> Result<Target, ProjectError> {
+    let config = ProjectConfig::load_from_dir(dir)?
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    Ok(request.resolve_with_config(config.target.as_deref(), &config.overrides)?)
 }
 
 /// `git describe --tags` of `dir`, else today's date (YYYY.MM.DD).
@@ -224,5 +334,40 @@ mod tests {
             .resolve_with_config(Some("rhel7"), &config_overrides)
             .expect("explicit target");
         assert_eq!(t.name, "rhel8");
+    }
+
+    #[test]
+    fn newest_archive_is_the_projects_latest_packed_file() {
+        let dist = tempfile::tempdir().expect("tempdir");
+        let touch = |name: &str, secs: u64| {
+            let path = dist.path().join(name);
+            std::fs::write(&path, b"x").expect("write");
+            let f = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+                .expect("mtime");
+        };
+        assert_eq!(newest_archive_in(dist.path(), "demo", "linux-64"), None);
+        touch("demo-1.0-linux-64.tar.gz", 100);
+        touch("demo-1.1-linux-64.zip", 200);
+        // Newer, but not an archive of this project for this subdir, or not pack's output.
+        touch("demo-1.1-linux-64.test.log", 900);
+        touch("demo-1.1-linux-64.manifest.json", 900);
+        touch("demo-2.0-linux-aarch64.tar.gz", 900);
+        touch("other-3.0-linux-64.tar.gz", 900);
+        touch("demo-linux-64.tar.gz", 900);
+        touch("demo-3.0-linux-64.tar", 900);
+        let newest = newest_archive_in(dist.path(), "demo", "linux-64").expect("an archive");
+        assert_eq!(newest, dist.path().join("demo-1.1-linux-64.zip"));
+        // A directory counts only as pack's `dir` output (its manifest sidecar beside it).
+        let packed_dir = dist.path().join("demo-1.2-linux-64");
+        std::fs::create_dir(&packed_dir).expect("mkdir");
+        let newest = newest_archive_in(dist.path(), "demo", "linux-64").expect("an archive");
+        assert_eq!(newest, dist.path().join("demo-1.1-linux-64.zip"));
+        touch("demo-1.2-linux-64.manifest.json", 300);
+        let newest = newest_archive_in(dist.path(), "demo", "linux-64").expect("an archive");
+        assert_eq!(newest, packed_dir);
     }
 }

@@ -104,4 +104,137 @@ pub enum LockError {
     #[error("cannot determine the package cache directory; pass --cache-dir")]
     #[diagnostic(code(envship::lock::cache_dir))]
     CacheDir,
+
+    /// The file given to `lock --from` could not be read or parsed.
+    #[error("cannot import {}: {reason}", path.display())]
+    #[diagnostic(
+        code(envship::lock::import),
+        help(
+            "lock --from reads conda-lock v1 files (conda-lock.yml), pixi.lock and @EXPLICIT files"
+        )
+    )]
+    Import {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// The parser's or the file system's error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// A line of an @EXPLICIT file is not a package URL.
+    #[error("{}:{line}: {reason}", path.display())]
+    #[diagnostic(
+        code(envship::lock::explicit_line),
+        help("an @EXPLICIT file lists one package URL per line, optionally followed by #MD5 or #sha256:HEX")
+    )]
+    ExplicitLine {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with the line.
+        reason: String,
+    },
+
+    /// The imported lock has no environment of that name.
+    #[error("{} has no environment `{name}` (it has: {available})", path.display())]
+    #[diagnostic(
+        code(envship::lock::import_environment),
+        help("pass --environment with one of: {available}")
+    )]
+    ImportEnvironment {
+        /// The file.
+        path: PathBuf,
+        /// The environment asked for.
+        name: String,
+        /// The environments it has.
+        available: String,
+    },
+
+    /// The imported lock has no packages for the target's platform.
+    #[error("{} has no packages for {subdir} (it has: {available})", path.display())]
+    #[diagnostic(
+        code(envship::lock::import_platform),
+        help("lock the environment for {subdir} with the tool that wrote the file, then import it again")
+    )]
+    ImportPlatform {
+        /// The file.
+        path: PathBuf,
+        /// The target's subdir.
+        subdir: String,
+        /// The platforms it has.
+        available: String,
+    },
+
+    /// Packages of an @EXPLICIT file whose metadata (info/index.json) is nowhere offline.
+    #[error("no metadata (info/index.json) for {count} package(s) of {}: {packages}", path.display())]
+    #[diagnostic(
+        code(envship::lock::explicit_metadata),
+        help("put the packages in a local file:// channel and point the URLs at it, or fill the package cache ({}) first, e.g. by building an environment with them", cache.display())
+    )]
+    ExplicitMetadata {
+        /// The @EXPLICIT file.
+        path: PathBuf,
+        /// How many are missing.
+        count: usize,
+        /// The archive file names without metadata.
+        packages: String,
+        /// The package cache that was searched.
+        cache: PathBuf,
+    },
+
+    /// A local package does not match the checksum in the @EXPLICIT file.
+    #[error("{}:{line}: {} has {algorithm} {actual}, the file says {expected}", path.display(), archive.display())]
+    #[diagnostic(
+        code(envship::lock::explicit_checksum),
+        help("the local channel holds a different build than the one locked: replace the archive or lock again")
+    )]
+    ExplicitChecksum {
+        /// The @EXPLICIT file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// The local archive.
+        archive: PathBuf,
+        /// md5 or sha256.
+        algorithm: &'static str,
+        /// The hash the file names.
+        expected: String,
+        /// The archive's hash.
+        actual: String,
+    },
+
+    /// An imported package needs a newer glibc or kernel than the target has.
+    #[error("{package} in {} needs `{dependency}`, but target {target} has {has}", path.display())]
+    #[diagnostic(
+        code(envship::lock::import_target),
+        help("this lock cannot run on {target}: lock again for the target (e.g. `envship lock` from an environment.yml) or choose a newer target")
+    )]
+    ImportTarget {
+        /// The imported file.
+        path: PathBuf,
+        /// The package (`name-version-build`).
+        package: String,
+        /// Its virtual dependency (`__glibc >=2.17`).
+        dependency: String,
+        /// The target's name.
+        target: String,
+        /// What the target provides (`__glibc 2.12`, or "no __cuda").
+        has: String,
+    },
+
+    /// `lock --update` on a project that is only an imported lock.
+    #[error("{} was imported from {from} and there is no environment.yml to solve again", path.display())]
+    #[diagnostic(
+        code(envship::lock::imported),
+        help("run `envship lock --from {from}` again to refresh it, or write an environment.yml")
+    )]
+    ImportedWithoutEnvironmentFile {
+        /// The lock.
+        path: PathBuf,
+        /// The file it was imported from.
+        from: String,
+    },
 }

@@ -24,7 +24,13 @@ use sha2::{Digest, Sha256};
 use crate::channels;
 
 mod error;
+mod explicit;
+mod import;
 pub use error::LockError;
+pub use import::{
+    import_lock, imported_environment_file, imported_from, ImportOutcome, ImportRequest,
+    ImportedFormat,
+};
 
 /// The lock file name, next to environment.yml.
 pub const LOCK_FILE: &str = "envship.lock";
@@ -180,6 +186,28 @@ pub async fn lock_async(
         .lock_path
         .clone()
         .unwrap_or_else(|| default_lock_path(file));
+    // An imported lock (`lock --from`) is the environment as it is: never solved again here.
+    if let Some(from) = imported_from(&lock_path) {
+        if !req.update {
+            let records = read_lock_records(&lock_path, target)?;
+            import::check_target(&lock_path, &records, target)?;
+            let explicit_path = write_explicit_if_asked(req, &records, target)?;
+            return Ok(LockOutcome {
+                lock_path,
+                explicit_path,
+                reused: true,
+                packages: summaries(&records),
+                seconds: start.elapsed().as_secs_f64(),
+                target: target.name.clone(),
+            });
+        }
+        if !file.path.exists() {
+            return Err(LockError::ImportedWithoutEnvironmentFile {
+                path: lock_path,
+                from,
+            });
+        }
+    }
     let (resolved, _config) = resolve_request(file, target, req)?;
 
     if !req.update {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod build;
+mod import;
 mod lock;
 
 use std::path::Path;

@@ -1,6 +1,10 @@
 //! `envship lock`: solve environment.yml for the target and write envship.lock.
 
-use std::{io::Write, path::PathBuf, process::ExitCode};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use envship_env::{lock, LockRequest};
 use miette::IntoDiagnostic;
@@ -72,6 +76,19 @@ impl LockArgs {
 /// Solve the environment for the target and write envship.lock.
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Import this lock instead of solving (no environment.yml needed): a conda-lock v1 file
+    /// (conda-lock.yml), a pixi.lock or an @EXPLICIT file. envship.lock is written beside FILE of
+    /// -f (or at --lock-file); build and ship then install exactly its packages.
+    #[arg(long, value_name = "LOCKFILE", conflicts_with_all = ["update", "exclude_newer", "explicit"])]
+    from: Option<PathBuf>,
+    /// The environment of a pixi.lock to import (with --from).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "from",
+        default_value = "default"
+    )]
+    environment: String,
     #[command(flatten)]
     file: FileArgs,
     #[command(flatten)]
@@ -87,6 +104,9 @@ pub struct Args {
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    if let Some(from) = &args.from {
+        return import(&args, from, global);
+    }
     let project = Project::load(&args.file.file, &args.target.request())?;
     let request = args.lock.request(&project, args.explicit.clone())?;
     let bars = Bars::new(global.quiet);
@@ -123,6 +143,63 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         if let Some(p) = &outcome.explicit_path {
             writeln!(out, "explicit spec file: {}", p.display()).into_diagnostic()?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lock --from`: import another tool's lock as envship.lock for the target.
+fn import(args: &Args, from: &Path, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    let dir = args
+        .file
+        .file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let target = envship_ship::target_in_dir(dir, &args.target.request())?;
+    let request = envship_env::lock::ImportRequest {
+        from: from.to_path_buf(),
+        environment: Some(args.environment.clone()),
+        lock_path: args
+            .lock
+            .lock_file
+            .clone()
+            .unwrap_or_else(|| dir.join(envship_env::lock::LOCK_FILE)),
+        cache_dir: args.lock.cache_dir.clone(),
+    };
+    let outcome = envship_env::lock::import_lock(&request, &target)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &outcome).into_diagnostic()?;
+        writeln!(out).into_diagnostic()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !global.quiet {
+        for p in &outcome.packages {
+            writeln!(
+                out,
+                "  {:<28} {:<16} {:<24} {}",
+                p.name, p.version, p.build, p.channel
+            )
+            .into_diagnostic()?;
+        }
+        for p in &outcome.pip {
+            writeln!(out, "  {p:<28} (pip)").into_diagnostic()?;
+        }
+        writeln!(
+            out,
+            "imported {} packages{} for {} from {} into {} ({:.2}s)",
+            outcome.packages.len(),
+            if outcome.pip.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} pip packages", outcome.pip.len())
+            },
+            outcome.target,
+            outcome.from.display(),
+            outcome.lock_path.display(),
+            outcome.seconds
+        )
+        .into_diagnostic()?;
     }
     Ok(ExitCode::SUCCESS)
 }

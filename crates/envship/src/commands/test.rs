@@ -22,9 +22,14 @@ use crate::{
 /// test script there (environment active, cwd /tmp/project).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The environment archive (.tar.gz, .tar.zst, .zip or a packed directory).
+    /// The environment archive (.tar.gz, .tar.zst, .zip or a packed directory). Default: the
+    /// project's newest archive (NAME-*-SUBDIR.*) in --out-dir.
     #[arg(value_name = "ARCHIVE")]
-    archive: PathBuf,
+    archive: Option<PathBuf>,
+    /// Where to look for the newest archive when ARCHIVE is not given. Default: dist/ beside
+    /// environment.yml.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    out_dir: Option<PathBuf>,
     /// The bash test script. Default: envship.toml's test-script, else run-test.sh beside
     /// environment.yml. A missing script is an error.
     #[arg(long, short = 's', value_name = "FILE")]
@@ -127,7 +132,16 @@ impl IsolationArgs {
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let project = Project::load(&args.file.file, &args.target.request())?;
-    check_archive_target(&args.archive, args.target.target.as_deref())?;
+    let archive = match &args.archive {
+        Some(archive) => archive.clone(),
+        None => {
+            let newest = project.newest_archive(args.out_dir.as_deref())?;
+            // Said even with --quiet: which archive was tested is part of the result.
+            eprintln!("testing the newest archive: {}", newest.display());
+            newest
+        }
+    };
+    check_archive_target(&archive, args.target.target.as_deref())?;
     let name = project.name();
     let dir = project.dir();
     let script = project.test_script(args.script.as_deref());
@@ -136,9 +150,9 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let log_path = args
         .log
         .clone()
-        .unwrap_or_else(|| envship_pack::Sidecar::TestLog.path_for(&args.archive));
+        .unwrap_or_else(|| envship_pack::Sidecar::TestLog.path_for(&archive));
     let opts = TestOptions {
-        archive: args.archive.clone(),
+        archive: archive.clone(),
         script,
         project_dir: dir,
         environment_file: Some(args.file.file.clone()),
