@@ -197,6 +197,17 @@ fn ship_the_bundled_example_for_lcls_rhel6() {
     assert_eq!(manifest["test"]["passed"], true);
     assert_eq!(manifest["audit"]["errors"], 0);
 
+    // `envship test` without ARCHIVE takes the project's newest archive in dist/ and says so.
+    envship()
+        .current_dir(dir.path())
+        .arg("test")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "testing the newest archive: {}",
+            archive.canonicalize().unwrap().display()
+        )));
+
     // Outputs are written through private temp files, but land as ordinary files (0666 minus
     // the umask), readable by whoever deploys them.
     use std::os::unix::fs::PermissionsExt;
