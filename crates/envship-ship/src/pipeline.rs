@@ -6,9 +6,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use envship_audit::{Allowlist, AuditError, AuditOptions, AuditReport};
+use envship_audit::{Allowlist, AuditError, AuditOptions};
 use envship_env::pip::PipOptions;
-use envship_env::{BuildError, BuildOutcome, BuildRequest, LockRequest};
+use envship_env::{BuildError, BuildRequest, LockRequest};
 use envship_pack::{Format, ManifestTarget, PackError, PackOptions, PackOutput, Sidecar};
 use envship_sandbox::{Isolation, RootfsSource, SandboxError, TestOptions, TestOutcome};
 use envship_spec::Progress;
@@ -176,15 +176,16 @@ impl Run<'_> {
         }
         self.build()?;
         self.bundle_test_inputs()?;
-        let Some(audit) = self.audit()? else {
+        if !self.audit()? {
             return Ok(());
-        };
+        }
         let packed = self.pack()?;
         let outcome = self.test(&packed)?;
         // The audit summary and the test result go into the manifest sidecar; the archive's
         // bytes (and its sha256) do not change after pack.
         let mut manifest = envship_pack::Manifest::read(&packed.manifest_path)?;
-        manifest.audit = serde_json::to_value(&audit.summary).ok();
+        manifest.audit =
+            (self.report.audit.as_ref()).and_then(|a| serde_json::to_value(&a.summary).ok());
         manifest.test = serde_json::to_value(&outcome).ok();
         manifest.write(&packed.manifest_path)?;
         self.report.passed = outcome.passed;
@@ -209,7 +210,7 @@ impl Run<'_> {
         )
     }
 
-    fn build(&mut self) -> Result<BuildOutcome, ShipError> {
+    fn build(&mut self) -> Result<(), ShipError> {
         let t = Instant::now();
         let request = BuildRequest {
             prefix: self.opts.prefix.clone(),
@@ -255,7 +256,7 @@ impl Run<'_> {
                 noop: built.noop,
             },
         });
-        Ok(built)
+        Ok(())
     }
 
     /// The test script and the environment file travel inside the archive, so the deployer can
@@ -274,8 +275,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The audit; `None` when it found errors (the report then holds it and the run stops).
-    fn audit(&mut self) -> Result<Option<AuditReport>, ShipError> {
+    /// The audit, kept in the report; whether it passed (the run stops when not).
+    fn audit(&mut self) -> Result<bool, ShipError> {
         let t = Instant::now();
         let prefix = &self.opts.prefix;
         self.reporter.stage(
@@ -317,8 +318,8 @@ impl Run<'_> {
             elf_files: s.elf_files,
         };
         self.push(Stage::Audit, passed, t, detail);
-        self.report.audit = Some(audit.clone());
-        Ok(passed.then_some(audit))
+        self.report.audit = Some(audit);
+        Ok(passed)
     }
 
     fn pack(&mut self) -> Result<PackOutput, ShipError> {

@@ -162,6 +162,12 @@ const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// The profile a target name starts from: `rhel8+glibc2.17` → `rhel8` (names as reports and
+/// manifests write them).
+pub fn profile_of(name: &str) -> &str {
+    name.split('+').next().unwrap_or(name)
+}
+
 /// The name of the profile that describes the machine envship runs on.
 pub const HOST: &str = "host";
 
@@ -283,7 +289,7 @@ impl Target {
 
     /// The built-in profile this target starts from (the name without its `+override` suffix).
     pub fn profile(&self) -> &str {
-        self.name.split('+').next().unwrap_or(&self.name)
+        profile_of(&self.name)
     }
 
     /// The conda subdir as rattler's type.

@@ -162,6 +162,16 @@ impl PackageBuilder {
         self
     }
 
+    /// Add a file copied from disk: executable when `metadata` (the original's) has an x bit.
+    pub fn file_like(self, path: &str, contents: Vec<u8>, metadata: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o111 != 0 {
+            self.executable(path, contents)
+        } else {
+            self.file(path, contents)
+        }
+    }
+
     /// Add a file whose contents mention `placeholder` (e.g. [`PLACEHOLDER`]), replaced by the
     /// install prefix at install time.
     pub fn file_with_placeholder(

@@ -136,15 +136,7 @@ fn build_python(version: &str) -> PackageBuilder {
             if rel_str == "sysconfig.py" {
                 bytes = conda_install_scheme(bytes);
             }
-            let exec = {
-                use std::os::unix::fs::PermissionsExt;
-                entry.metadata().unwrap().permissions().mode() & 0o111 != 0
-            };
-            pkg = if exec {
-                pkg.executable(&dest, bytes)
-            } else {
-                pkg.file(&dest, bytes)
-            };
+            pkg = pkg.file_like(&dest, bytes, &entry.metadata().unwrap());
         }
     }
     pkg

@@ -152,15 +152,7 @@ fn build_python(build: &Path) -> PackageBuilder {
             pkg = pkg.symlink(&dest, &target.to_string_lossy());
         } else if ft.is_file() {
             let bytes = fs_err::read(entry.path()).unwrap();
-            let exec = {
-                use std::os::unix::fs::PermissionsExt;
-                entry.metadata().unwrap().permissions().mode() & 0o111 != 0
-            };
-            pkg = if exec {
-                pkg.executable(&dest, bytes)
-            } else {
-                pkg.file(&dest, bytes)
-            };
+            pkg = pkg.file_like(&dest, bytes, &entry.metadata().unwrap());
         }
     }
     pkg

@@ -2,24 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-pub fn sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so payloads are incompressible and differ.
-pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+pub use envship_test_support::{random_bytes as bytes, sha256_hex as sha256};
 
 /// A real conda-style prefix (conda-meta record with a text placeholder, a script that prints
 /// its own prefix, a test script under share/envship/) packed with envship-pack into `out_dir`.

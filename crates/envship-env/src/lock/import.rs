@@ -17,9 +17,7 @@ use std::{
 
 use envship_spec::{EnvironmentFile, Target};
 use rattler_conda_types::RepoDataRecord;
-use rattler_lock::{
-    LockFile, LockFileBuilder, LockedPackage, PlatformData, DEFAULT_ENVIRONMENT_NAME,
-};
+use rattler_lock::{LockFile, LockedPackage, DEFAULT_ENVIRONMENT_NAME};
 use sha2::{Digest, Sha256};
 
 use super::{summaries, virtual_dependency_met, write_atomic, LockError, LockedPackageSummary};
@@ -84,24 +82,13 @@ pub fn import_lock(req: &ImportRequest, target: &Target) -> Result<ImportOutcome
         };
     let text = fs_err::read_to_string(&req.from)
         .map_err(|e| import_error("cannot read it".into(), Some(Box::new(e))))?;
-    let subdir = target.subdir();
-    let platform_name = subdir.to_string();
-    let mut builder = LockFileBuilder::new()
-        .with_platforms(vec![PlatformData {
-            name: (&subdir).into(),
-            subdir,
-            virtual_packages: target
-                .virtual_packages()
-                .iter()
-                .map(|v| v.to_string())
-                .collect(),
-        }])
-        .map_err(|e| {
-            import_error(
-                "cannot describe the target's platform".into(),
-                Some(Box::new(e)),
-            )
-        })?;
+    let platform_name = target.subdir().to_string();
+    let mut builder = super::platform_builder(target, &target.virtual_packages()).map_err(|e| {
+        import_error(
+            "cannot describe the target's platform".into(),
+            Some(Box::new(e)),
+        )
+    })?;
     let add_error = |e: rattler_lock::ParseCondaLockError| {
         import_error("cannot copy its packages".into(), Some(Box::new(e)))
     };

@@ -191,15 +191,7 @@ pub async fn lock_async(
         if !req.update {
             let records = read_lock_records(&lock_path, target)?;
             import::check_target(&lock_path, &records, target)?;
-            let explicit_path = write_explicit_if_asked(req, &records, target)?;
-            return Ok(LockOutcome {
-                lock_path,
-                explicit_path,
-                reused: true,
-                packages: summaries(&records),
-                seconds: start.elapsed().as_secs_f64(),
-                target: target.name.clone(),
-            });
+            return reused_outcome(lock_path, &records, req, target, start);
         }
         if !file.path.exists() {
             return Err(LockError::ImportedWithoutEnvironmentFile {
@@ -215,15 +207,7 @@ pub async fn lock_async(
             if existing == resolved.fingerprint {
                 if let Ok(records) = read_lock_records(&lock_path, target) {
                     tracing::info!("{} is up to date for {}", lock_path.display(), target.name);
-                    let explicit_path = write_explicit_if_asked(req, &records, target)?;
-                    return Ok(LockOutcome {
-                        lock_path,
-                        explicit_path,
-                        reused: true,
-                        packages: summaries(&records),
-                        seconds: start.elapsed().as_secs_f64(),
-                        target: target.name.clone(),
-                    });
+                    return reused_outcome(lock_path, &records, req, target, start);
                 }
             }
         }
@@ -338,23 +322,45 @@ fn solve(
     resolvo::Solver.solve(task).map(|r| r.records)
 }
 
+/// The outcome of a lock that is kept as it is (up to date, or imported).
+fn reused_outcome(
+    lock_path: PathBuf,
+    records: &[RepoDataRecord],
+    req: &LockRequest,
+    target: &Target,
+    start: Instant,
+) -> Result<LockOutcome, LockError> {
+    let explicit_path = write_explicit_if_asked(req, records, target)?;
+    Ok(LockOutcome {
+        lock_path,
+        explicit_path,
+        reused: true,
+        packages: summaries(records),
+        seconds: start.elapsed().as_secs_f64(),
+        target: target.name.clone(),
+    })
+}
+
+/// A lock builder whose only platform is the target's, with these virtual packages.
+pub(super) fn platform_builder(
+    target: &Target,
+    virtual_packages: &[GenericVirtualPackage],
+) -> Result<LockFileBuilder, rattler_lock::ParseCondaLockError> {
+    let subdir = target.subdir();
+    LockFileBuilder::new().with_platforms(vec![PlatformData {
+        name: (&subdir).into(),
+        subdir,
+        virtual_packages: virtual_packages.iter().map(|v| v.to_string()).collect(),
+    }])
+}
+
 fn build_lock_file(
     resolved: &Resolved,
     target: &Target,
     records: &[RepoDataRecord],
 ) -> Result<LockFile, LockError> {
-    let subdir = target.subdir();
-    let platform_name = subdir.to_string();
-    let mut builder = LockFileBuilder::new()
-        .with_platforms(vec![PlatformData {
-            name: (&subdir).into(),
-            subdir,
-            virtual_packages: resolved
-                .virtual_packages
-                .iter()
-                .map(|v| v.to_string())
-                .collect(),
-        }])
+    let platform_name = target.subdir().to_string();
+    let mut builder = platform_builder(target, &resolved.virtual_packages)
         .map_err(|e| LockError::Spec {
             spec: platform_name.clone(),
             source: Box::new(e),

@@ -2,24 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-/// Deterministic pseudo-random bytes (xorshift), so payloads are incompressible and differ.
-pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-pub fn sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
+pub use envship_test_support::{random_bytes as bytes, sha256_hex as sha256};
 
 /// Write `STEM.tar.gz` with `data` and a `STEM.sha256` sidecar; return the archive path.
 pub fn archive_with_sidecar(dir: &Path, stem: &str, data: &[u8]) -> PathBuf {

@@ -118,14 +118,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if !global.quiet {
-        for p in &outcome.packages {
-            writeln!(
-                out,
-                "  {:<28} {:<16} {:<24} {}",
-                p.name, p.version, p.build, p.channel
-            )
-            .into_diagnostic()?;
-        }
+        write_packages(&mut out, &outcome.packages)?;
         writeln!(
             out,
             "{} {} packages for {} in {} ({:.2}s)",
@@ -174,14 +167,7 @@ fn import(args: &Args, from: &Path, global: &GlobalArgs) -> miette::Result<ExitC
         return Ok(ExitCode::SUCCESS);
     }
     if !global.quiet {
-        for p in &outcome.packages {
-            writeln!(
-                out,
-                "  {:<28} {:<16} {:<24} {}",
-                p.name, p.version, p.build, p.channel
-            )
-            .into_diagnostic()?;
-        }
+        write_packages(&mut out, &outcome.packages)?;
         for p in &outcome.pip {
             writeln!(out, "  {p:<28} (pip)").into_diagnostic()?;
         }
@@ -202,4 +188,20 @@ fn import(args: &Args, from: &Path, global: &GlobalArgs) -> miette::Result<ExitC
         .into_diagnostic()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per locked package: name, version, build, channel.
+fn write_packages(
+    out: &mut impl Write,
+    packages: &[envship_env::lock::LockedPackageSummary],
+) -> miette::Result<()> {
+    for p in packages {
+        writeln!(
+            out,
+            "  {:<28} {:<16} {:<24} {}",
+            p.name, p.version, p.build, p.channel
+        )
+        .into_diagnostic()?;
+    }
+    Ok(())
 }

@@ -230,7 +230,7 @@ fn check_archive_target(archive: &Path, requested: Option<&str>) -> miette::Resu
         return Ok(());
     };
     let manifest = envship_pack::Manifest::read(&manifest_path)?;
-    let packed_for = manifest.target.name.split('+').next().unwrap_or_default();
+    let packed_for = envship_spec::target::profile_of(&manifest.target.name);
     if packed_for != requested {
         miette::bail!(
             code = "envship::test::target_mismatch",
