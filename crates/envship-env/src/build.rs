@@ -118,6 +118,17 @@ pub enum BuildError {
     /// The async runtime could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+
+    /// A stop was requested (SIGINT, SIGTERM) during the build.
+    #[error("interrupted while building {}", prefix.display())]
+    #[diagnostic(
+        code(envship::build::interrupted),
+        help("a new prefix was not created; an existing one is repaired by the next build")
+    )]
+    Interrupted {
+        /// The prefix.
+        prefix: PathBuf,
+    },
 }
 
 /// The default build prefix for an environment: `.envship/build/NAME` in the project dir.
@@ -136,7 +147,19 @@ pub fn build(
         .enable_all()
         .build()
         .map_err(BuildError::Runtime)?;
-    rt.block_on(build_async(file, target, req, progress))
+    // Dropping the build on a stop request drops its staging directory (removed) and its
+    // package-cache lock; the rattler transaction of an existing prefix stops between packages,
+    // and the next build installs what is missing.
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = build_async(file, target, req, progress) => r,
+            () = envship_spec::cancel::requested() => Err(BuildError::Interrupted {
+                prefix: req.prefix.clone(),
+            }),
+        }
+    });
+    crate::shut_down(rt);
+    result
 }
 
 /// Build: lock if needed, install conda packages, pip, variables.

@@ -236,6 +236,8 @@ fn pip_command(
     report: &Path,
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(python);
+    // An interrupted build drops the pip step: pip goes with it (the next build reruns it).
+    cmd.kill_on_drop(true);
     cmd.args([
         "-m",
         "pip",

@@ -239,6 +239,10 @@ pub enum PackError {
         source: zip::result::ZipError,
     },
 
+    /// A stop was requested (SIGINT, SIGTERM) while writing; the partial output was removed.
+    #[error("interrupted while writing the archive")]
+    Interrupted,
+
     /// The worker thread pool could not be created.
     #[error("cannot start compression threads")]
     ThreadPool(#[source] rayon::ThreadPoolBuildError),

@@ -122,14 +122,21 @@ pub(crate) fn run_streaming(
                 exited_at = Some(Instant::now());
             }
         }
-        if status.is_none() && !timed_out && start.elapsed() >= timeout {
+        let interrupted = envship_spec::cancel::is_requested();
+        if status.is_none() && !timed_out && (interrupted || start.elapsed() >= timeout) {
+            // An interrupted envship takes the test down with it: the run ends as a timeout
+            // would, and the caller sees the stop request.
             timed_out = true;
             kill_tree(kill, child.id());
             let _ = child.kill();
-            let note = format!(
-                "envship: timed out after {} s: killed the test's whole process tree",
-                timeout.as_secs_f64()
-            );
+            let note = if interrupted {
+                "envship: interrupted: killed the test's whole process tree".to_string()
+            } else {
+                format!(
+                    "envship: timed out after {} s: killed the test's whole process tree",
+                    timeout.as_secs_f64()
+                )
+            };
             if !pending.is_empty() {
                 emit(b"\n", &mut pending, log, false);
             }

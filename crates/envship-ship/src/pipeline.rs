@@ -104,6 +104,22 @@ pub enum ShipError {
         #[source]
         source: std::io::Error,
     },
+
+    /// A stop was requested (SIGINT, SIGTERM); the run ended before the stage named.
+    #[error("interrupted before the {} stage", next.as_str())]
+    #[diagnostic(code(envship::ship::interrupted))]
+    Interrupted {
+        /// The stage that did not start.
+        next: Stage,
+    },
+}
+
+/// Between stages, a requested stop ends the run before the next stage starts.
+fn stop_if_requested(next: Stage) -> Result<(), ShipError> {
+    if envship_spec::cancel::is_requested() {
+        return Err(ShipError::Interrupted { next });
+    }
+    Ok(())
 }
 
 impl ShipError {
@@ -114,7 +130,9 @@ impl ShipError {
             ShipError::Audit(e) => Some(e),
             ShipError::Pack(e) => Some(e),
             ShipError::Test(e) => Some(e),
-            ShipError::NoScript { .. } | ShipError::Write { .. } => None,
+            ShipError::NoScript { .. }
+            | ShipError::Write { .. }
+            | ShipError::Interrupted { .. } => None,
         }
     }
 }
@@ -175,11 +193,14 @@ impl Run<'_> {
             });
         }
         self.build()?;
+        stop_if_requested(Stage::Audit)?;
         self.bundle_test_inputs()?;
         if !self.audit()? {
             return Ok(());
         }
+        stop_if_requested(Stage::Pack)?;
         let packed = self.pack()?;
+        stop_if_requested(Stage::Test)?;
         let outcome = self.test(&packed)?;
         // The audit summary and the test result go into the manifest sidecar; the archive's
         // bytes (and its sha256) do not change after pack.

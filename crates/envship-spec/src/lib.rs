@@ -9,6 +9,7 @@
 //! Must not know: solving, installing, archives or any stage's logic.
 
 pub mod build_record;
+pub mod cancel;
 pub mod conda_meta;
 pub mod config;
 pub mod digest;

@@ -3,10 +3,11 @@
 //! `.ci/run` makes (tests never reach PyPI) and [`VENV_VAR`] names.
 
 use std::{
-    io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
 };
+
+use crate::Deadline;
 
 /// Names the venv with `cyclonedx-python-lib[json-validation]`.
 pub const VENV_VAR: &str = "ENVSHIP_TEST_CYCLONEDX_VENV";
@@ -35,20 +36,10 @@ if error is not None:
 /// `Err(the validator's message)` when the strict 1.6 schema refuses `json`; panics when the
 /// validator itself does not run.
 pub fn validate(python: &Path, json: &str) -> Result<(), String> {
-    let mut child = Command::new(python)
+    let out = Command::new(python)
         .args(["-c", VALIDATE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .output_with_stdin(json.as_bytes())
         .expect("run the CycloneDX validator");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(json.as_bytes())
-        .expect("write the SBOM to the validator");
-    let out = child.wait_with_output().expect("validator output");
     match out.status.code() {
         Some(0) => Ok(()),
         Some(1) => Err(String::from_utf8_lossy(&out.stdout).into_owned()),

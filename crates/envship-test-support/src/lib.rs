@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod cyclonedx;
+pub mod deadline;
 pub mod ghserver;
 pub mod package;
 pub mod python;
@@ -19,6 +20,7 @@ pub mod skip;
 
 use std::path::{Path, PathBuf};
 
+pub use deadline::{ChildDeadline, Deadline};
 pub use package::{ArchiveFormat, PackageBuilder, PlaceholderMode};
 pub use skip::{in_ci, skip, skip_unavailable_everywhere};
 

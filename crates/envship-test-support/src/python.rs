@@ -10,6 +10,7 @@
 //! (Debian's site.py only looks in `dist-packages`), and make pip's default install scheme
 //! upstream's `posix_prefix` instead of Debian's `posix_local`. The archives are built once
 //! and cached.
+use crate::Deadline;
 
 use std::{
     io::Read,
@@ -46,7 +47,7 @@ pub fn python_unavailable() -> Option<String> {
 pub fn system_python_version() -> String {
     let out = std::process::Command::new(SYSTEM_PYTHON)
         .args(["-c", "import platform; print(platform.python_version())"])
-        .output()
+        .output_in_time()
         .expect("run system python");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -165,7 +166,7 @@ pub(crate) fn build_pip() -> PackageBuilder {
         .args(["-m", "zipfile", "-e"])
         .arg(&wheel)
         .arg(out.path())
-        .status()
+        .status_in_time()
         .unwrap();
     assert!(status.success(), "unzip {}", wheel.display());
     let mut pkg = PackageBuilder::new("pip", "24.0")

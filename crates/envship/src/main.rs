@@ -9,6 +9,7 @@
 
 mod commands;
 mod exit;
+mod interrupt;
 mod progress;
 mod project;
 mod target_args;
@@ -69,6 +70,8 @@ impl ColorChoice {
 }
 
 fn main() -> ExitCode {
+    // First of all, so that the window in which a signal kills by default is the shortest.
+    interrupt::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -96,6 +99,13 @@ fn main() -> ExitCode {
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(report)) => {
+            if let Some(sig) = interrupt::received() {
+                // What failed after a stop request failed because of it; the stage's own
+                // message (often a side effect of the stop) only at debug level.
+                tracing::debug!("{report:?}");
+                eprintln!("envship: interrupted by {}: {report}", interrupt::name(sig));
+                return ExitCode::from(interrupt::exit_code(sig));
+            }
             if is_broken_pipe(&report) {
                 return ExitCode::SUCCESS;
             }

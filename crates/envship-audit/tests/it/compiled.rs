@@ -1,5 +1,6 @@
 //! Programs compiled here with gcc/g++ (on this host: glibc 2.34+, a recent libstdc++), the
 //! host's own binaries, and runtime proof of the weak-version policy.
+use envship_test_support::Deadline;
 
 use std::{
     path::{Path, PathBuf},
@@ -132,11 +133,13 @@ fn missing_dso_fails_naming_the_file_and_rpath_origin_resolves() {
     cross_check_report(root, &report);
 
     // The programs really run (or not) as the audit found.
-    let ok = Command::new(root.join("bin/prog-origin")).status().unwrap();
+    let ok = Command::new(root.join("bin/prog-origin"))
+        .status_in_time()
+        .unwrap();
     assert!(ok.success());
     let out = Command::new(root.join("bin/prog-nopath"))
         .env_remove("LD_LIBRARY_PATH")
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open shared object file"));
     std::fs::remove_file(root.join("bin/prog-nopath")).unwrap();
@@ -162,7 +165,9 @@ fn missing_dso_fails_naming_the_file_and_rpath_origin_resolves() {
     assert!(!report.passed());
 
     // ... and the loader agrees.
-    let out = Command::new(root.join("bin/prog")).output().unwrap();
+    let out = Command::new(root.join("bin/prog"))
+        .output_in_time()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open shared object file"));
 
     std::fs::remove_file(root.join("private/libgone.so.1")).unwrap();
@@ -255,7 +260,7 @@ fn too_new_kernel_abi_tag_fails_naming_the_file() {
             let out = Command::new("readelf")
                 .arg("-n")
                 .arg(root.join(&f.path))
-                .output()
+                .output_in_time()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             let max = text
@@ -622,7 +627,7 @@ fn weak_policy_matches_the_loader() {
         &["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", &v1],
     );
 
-    let out = Command::new(root.join("bin/p")).output().unwrap();
+    let out = Command::new(root.join("bin/p")).output_in_time().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("version `FOO_2' not found"),
@@ -643,7 +648,7 @@ fn weak_policy_matches_the_loader() {
     );
 
     flag_needs_weak(&root.join("bin/p"), &["FOO_2"]);
-    let out = Command::new(root.join("bin/p")).output().unwrap();
+    let out = Command::new(root.join("bin/p")).output_in_time().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -710,17 +715,8 @@ fn dt_relr_marker_needs_glibc_2_36() {
         .args(["-x", "c", "-", "-o"])
         .arg(&out)
         .arg("-Wl,-z,pack-relative-relocs")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(b"int main(void){return 0;}")?;
-            c.wait()
-        });
-    if !probe.is_ok_and(|s| s.success()) {
+        .output_with_stdin(b"int main(void){return 0;}");
+    if !probe.is_ok_and(|o| o.status.success()) {
         envship_test_support::skip(
             "dt_relr",
             "this linker does not support -z pack-relative-relocs",

@@ -7,6 +7,7 @@
 //! The corpus: the example channels' packages, the test python's `lib-dynload`, numpy 1.21.6's
 //! manylinux2010 wheel (downloaded by `.ci/run` into `$ENVSHIP_TEST_WHEELS`; tests stay
 //! offline), and small programs compiled here for each rule of the search order.
+use envship_test_support::Deadline;
 
 use std::{
     collections::BTreeMap,
@@ -47,7 +48,7 @@ fn ld_so_list(file: &Path, library_path: Option<&str>) -> Listed {
     if let Some(p) = library_path {
         cmd.env("LD_LIBRARY_PATH", p);
     }
-    let out = cmd.output().unwrap();
+    let out = cmd.output_in_time().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let mut listed = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -461,7 +462,7 @@ fn search_order_rules_agree_with_ld_so() {
     );
     // ${ORIGIN} and $LIB (this machine's loader says what $LIB is).
     let host_lib = {
-        let out = Command::new(LD_SO).arg("--help").output().unwrap();
+        let out = Command::new(LD_SO).arg("--help").output_in_time().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.lines()
             .find_map(|l| l.trim().strip_suffix("(system search path)"))
@@ -541,7 +542,7 @@ fn search_order_rules_agree_with_ld_so() {
     ] {
         let status = Command::new(r(exe))
             .env_remove("LD_LIBRARY_PATH")
-            .status()
+            .status_in_time()
             .unwrap();
         assert_eq!(status.success(), ok, "{exe}");
     }
@@ -693,7 +694,7 @@ fn extension_modules_load_as_their_interpreter_dlopens_them() {
         let out = Command::new(r("bin/python3.11"))
             .arg(&module)
             .env_remove("LD_LIBRARY_PATH")
-            .output()
+            .output_in_time()
             .unwrap();
         (
             out.status.success(),

@@ -1,5 +1,6 @@
 //! Real conda packages from the fixtures, installed into a prefix the way conda does it
 //! (placeholders replaced, `conda-meta/*.json` written from `info/paths.json`).
+use envship_test_support::Deadline;
 
 use std::{
     path::{Path, PathBuf},
@@ -22,7 +23,7 @@ pub fn can_extract() -> bool {
 }
 
 fn sh(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
+    let out = cmd.output_in_time().unwrap();
     assert!(
         out.status.success(),
         "{cmd:?}: {}",
@@ -53,7 +54,7 @@ fn extract(archive: &Path, dir: &Path) {
                     .arg(&p)
                     .arg("-C")
                     .arg(dir)
-                    .output()
+                    .output_in_time()
                     .unwrap();
                 if !out.status.success() {
                     eprintln!(

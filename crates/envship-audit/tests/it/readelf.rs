@@ -1,4 +1,5 @@
 //! Cross-check of the ELF reader against binutils' readelf.
+use envship_test_support::Deadline;
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 
@@ -9,7 +10,7 @@ pub fn readelf_versions(path: &Path) -> (BTreeSet<(String, String, bool)>, BTree
     let out = Command::new("readelf")
         .args(["-V", "--wide"])
         .arg(path)
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(out.status.success(), "readelf {}", path.display());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -57,7 +58,7 @@ pub fn readelf_undefined(path: &Path) -> BTreeSet<String> {
     let out = Command::new("readelf")
         .args(["--dyn-syms", "--wide"])
         .arg(path)
-        .output()
+        .output_in_time()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()

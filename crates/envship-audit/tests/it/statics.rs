@@ -7,6 +7,7 @@
 //!   so such a binary fails lcls-rhel6 on the kernel and passes rhel7);
 //! * glibc with NSS (`getpwnam`): as above, plus a warning, because at run time it loads the
 //!   target's libnss_* modules, which must come from the glibc release it was linked with.
+use envship_test_support::Deadline;
 
 use std::{path::Path, process::Command};
 
@@ -21,7 +22,7 @@ const FREESTANDING: &str =
     "void _start(void){ __asm__ volatile(\"mov $60, %eax\\n xor %edi, %edi\\n syscall\"); }\n";
 
 fn runs(exe: &Path) {
-    let status = Command::new(exe).status().unwrap();
+    let status = Command::new(exe).status_in_time().unwrap();
     assert!(status.success(), "{}", exe.display());
 }
 

@@ -1,3 +1,4 @@
+use envship_test_support::Deadline;
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -57,7 +58,7 @@ pub fn of_check(report: &AuditReport, check: Check) -> Vec<&Finding> {
 pub fn have(tool: &str) -> bool {
     let ok = Command::new(tool)
         .arg("--version")
-        .output()
+        .output_in_time()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
@@ -76,7 +77,7 @@ pub fn compile(compiler: &str, src: &str, ext: &str, out: &Path, args: &[&str]) 
         .arg("-o")
         .arg(out)
         .args(args)
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(
         output.status.success(),

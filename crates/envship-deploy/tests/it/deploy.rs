@@ -1,3 +1,4 @@
+use envship_test_support::{ChildDeadline, Deadline};
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -59,7 +60,7 @@ fn assert_current_works(root: &Path, name: &str) {
         .arg(r#"source "$1/bin/activate" && bash "$1/share/envship/run-test.sh""#)
         .arg("t")
         .arg(&env)
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(
         out.status.success(),
@@ -493,7 +494,7 @@ fn spawn_helper(
     force: bool,
 ) -> std::process::Child {
     helper_command(source, root, pause_at, pause_file, force)
-        .spawn()
+        .spawn_group()
         .unwrap()
 }
 
@@ -542,7 +543,7 @@ fn kill_when_paused(mut child: std::process::Child, step: &str, flag: &Path) {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    child.wait().unwrap();
+    child.wait_in_time("the killed deploy helper");
 }
 
 /// `--force` over the live version where `renameat2` cannot exchange (kernels before 3.15, as
@@ -559,7 +560,7 @@ fn force_over_the_live_version_without_renameat2() {
     let flag = root.path().join("paused");
     let status = helper_command(&a2, root.path(), "never", &flag, true)
         .env(deploy::NO_EXCHANGE_ENV, "1")
-        .status()
+        .status_in_time()
         .unwrap();
     assert!(status.success(), "{status}");
     assert_eq!(current(root.path(), "k").as_deref(), Some("2"));
@@ -591,7 +592,7 @@ fn kill_9_inside_the_replacement_without_renameat2_is_repaired_by_the_next_deplo
         let flag = root.path().join("paused");
         let mut cmd = helper_command(&a2, root.path(), step, &flag, true);
         cmd.env(deploy::NO_EXCHANGE_ENV, "1");
-        kill_when_paused(cmd.spawn().unwrap(), step, &flag);
+        kill_when_paused(cmd.spawn_group().unwrap(), step, &flag);
 
         let cur = current(root.path(), "k").unwrap();
         assert!(

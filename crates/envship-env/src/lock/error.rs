@@ -100,6 +100,12 @@ pub enum LockError {
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
 
+    /// A stop was requested (SIGINT, SIGTERM) before the lock was written; the old lock, if
+    /// any, is untouched.
+    #[error("interrupted before the lock was written")]
+    #[diagnostic(code(envship::lock::interrupted))]
+    Interrupted,
+
     /// The repodata cache directory could not be determined.
     #[error("cannot determine the package cache directory; pass --cache-dir")]
     #[diagnostic(code(envship::lock::cache_dir))]

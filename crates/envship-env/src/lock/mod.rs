@@ -171,7 +171,14 @@ pub fn lock(
         .enable_all()
         .build()
         .map_err(LockError::Runtime)?;
-    rt.block_on(lock_async(file, target, req, progress))
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = lock_async(file, target, req, progress) => r,
+            () = envship_spec::cancel::requested() => Err(LockError::Interrupted),
+        }
+    });
+    crate::shut_down(rt);
+    result
 }
 
 /// Lock the environment file for the target.

@@ -1,3 +1,4 @@
+use envship_test_support::Deadline;
 use std::{path::Path, process::Command, sync::Arc};
 
 use crate::{env_file, lock_request};
@@ -94,7 +95,7 @@ fn python_environment_with_pip_section_offline() {
         ])
         .env_clear()
         .envs(&env)
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(
         run.status.success(),

@@ -1,6 +1,7 @@
 //! `lock --from`: other tools' locks from ../shared/fixtures/locks become envship.lock files that
 //! py-rattler reads back with the same linux-64 URLs, a lock that cannot run on the target is
 //! refused naming the package, and an @EXPLICIT file over a local channel builds offline.
+use envship_test_support::Deadline;
 
 use std::{collections::BTreeSet, path::Path, process::Command, sync::Arc};
 
@@ -59,7 +60,7 @@ fn pyrattler_urls(python: &Path, lock: &Path) -> BTreeSet<String> {
     let out = Command::new(python)
         .args(["-c", script])
         .arg(lock)
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(
         out.status.success(),
@@ -177,7 +178,7 @@ fn explicit_file_over_a_local_channel_builds_offline() {
     );
     let url = |p: &Path| url::Url::from_file_path(p).unwrap().to_string();
     let md5 = |p: &Path| {
-        let out = Command::new("md5sum").arg(p).output().unwrap();
+        let out = Command::new("md5sum").arg(p).output_in_time().unwrap();
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .next()

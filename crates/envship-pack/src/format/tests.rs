@@ -1,5 +1,6 @@
 //! Detection against real archives: tar, gzip, zstd and zip written by the same libraries pack
 //! uses, bzip2 and xz by the system tools (the formats unpack refuses).
+use envship_test_support::Deadline;
 
 use std::{io::Write, path::Path, process::Command};
 
@@ -25,7 +26,11 @@ fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 
 /// Compresses `input` with a system tool (`bzip2`, `xz`); `None` when it is missing.
 fn compress_with(tool: &str, input: &Path) -> Option<PathBuf> {
-    let out = Command::new(tool).arg("-kf").arg(input).output().ok()?;
+    let out = Command::new(tool)
+        .arg("-kf")
+        .arg(input)
+        .output_in_time()
+        .ok()?;
     assert!(out.status.success(), "{tool} failed: {out:?}");
     let ext = if tool == "bzip2" { "bz2" } else { "xz" };
     let mut p = input.as_os_str().to_os_string();

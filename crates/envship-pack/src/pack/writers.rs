@@ -148,12 +148,22 @@ fn os(name: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(name))
 }
 
+/// Between entries, a requested stop ends the write; the temp output is removed as the error
+/// unwinds.
+fn stop_if_requested() -> Result<()> {
+    if envship_spec::cancel::is_requested() {
+        return Err(PackError::Interrupted);
+    }
+    Ok(())
+}
+
 /// Writes the items as a tar stream into `sink` and returns it (`out` names it in errors).
 pub(super) fn write_tar<W: Write>(items: &[Item], sink: W, ctx: &Ctx<'_>, out: &Path) -> Result<W> {
     let io_err = |e: io::Error| PackError::io("writing", out)(e);
     let mut b = tar::Builder::new(sink);
     b.mode(tar::HeaderMode::Deterministic);
     for item in items {
+        stop_if_requested()?;
         let path = os(&item.name);
         let mut h = tar::Header::new_gnu();
         h.set_uid(0);
@@ -230,6 +240,7 @@ pub(super) fn write_zip(
     // zip has no hardlinks: the second name gets a copy of the first's bytes.
     let by_name: HashMap<&[u8], &Item> = items.iter().map(|i| (i.name.as_slice(), i)).collect();
     for item in items {
+        stop_if_requested()?;
         let name = name_str(&item.name)?;
         let target = match &item.kind {
             ItemKind::Dir => {
@@ -268,6 +279,7 @@ pub(super) fn write_zip(
 pub(super) fn write_dir(items: &[Item], dir: &Path, ctx: &Ctx<'_>) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     for item in items {
+        stop_if_requested()?;
         let p = dir.join(os(&item.name));
         match &item.kind {
             ItemKind::Dir => fs::create_dir_all(&p).map_err(PackError::io("creating", &p))?,

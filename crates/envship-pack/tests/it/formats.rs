@@ -2,6 +2,7 @@
 //! `dash` and `bash` on this host and by `dash` inside the bullseye rootfs; squashfs images
 //! listed and extracted by `unsquashfs` and mounted by `squashfuse`. Each must give the files a
 //! tar.gz of the same prefix gives, unpacked at the same prefix.
+use envship_test_support::Deadline;
 
 use std::{
     fs,
@@ -179,7 +180,7 @@ fn corrupted_or_truncated_installer_installs_nothing() {
             .args(args.split_whitespace())
             .env_clear()
             .env("PATH", &bin)
-            .output()
+            .output_in_time()
             .unwrap();
         (
             out.status.success(),
@@ -212,7 +213,7 @@ fn corrupted_or_truncated_installer_installs_nothing() {
                 .args(dest_arg.split_whitespace())
                 .env_clear()
                 .env("PATH", &with_python)
-                .output()
+                .output_in_time()
                 .unwrap()
         };
         let out = run(&corrupted);

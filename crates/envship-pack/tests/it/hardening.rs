@@ -1,5 +1,6 @@
 //! Malicious archives are refused with the entry named; nothing is written outside DEST, and a
 //! refused unpack leaves DEST as it found it (the CLI-level suite is crates/envship/tests/it/hostile.rs).
+use envship_test_support::Deadline;
 
 use std::{fs, path::Path};
 
@@ -203,7 +204,7 @@ fn no_writer_thread_outlives_unpack() {
             .args(["--exact", "hardening::no_writer_thread_outlives_unpack"])
             .args(["--test-threads", "1", "--nocapture"])
             .env("ENVSHIP_THREADS_CHILD", "1")
-            .output()
+            .output_in_time()
             .unwrap();
         assert!(
             out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),

@@ -2,6 +2,7 @@
 //! pip distribution of the prefix (counted here from the prefix itself), it is reproducible,
 //! and it validates against the official CycloneDX 1.6 schema with cyclonedx-python-lib's
 //! strict validator (a venv `.ci/run` makes; `ENVSHIP_TEST_CYCLONEDX_VENV` names it).
+use envship_test_support::Deadline;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -41,7 +42,7 @@ fn opts(prefix: &Path, out: &Path, epoch: Option<u64>) -> PackOptions {
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("spawn");
+    let out = cmd.output_in_time().expect("spawn");
     assert!(
         out.status.success(),
         "{cmd:?}: {}{}",

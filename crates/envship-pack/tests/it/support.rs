@@ -1,6 +1,7 @@
 //! Real test prefixes: fixture conda packages installed with rattler, plus hand-made files
 //! (a gcc-compiled binary with a binary placeholder, symlinks, hardlinks, an empty dir, a
 //! non-UTF-8 name, a pip-installed distribution with a script, activation hooks, env vars).
+use envship_test_support::Deadline;
 
 use std::{
     collections::BTreeMap,
@@ -96,7 +97,7 @@ pub fn have(cmd: &str) -> bool {
     Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {cmd}"))
-        .output()
+        .output_in_time()
         .is_ok_and(|o| o.status.success())
 }
 
@@ -178,7 +179,7 @@ int main(void) {
         .arg("-o")
         .arg(prefix.join("bin/phello"))
         .arg(&src)
-        .output()
+        .output_in_time()
         .expect("run gcc");
     assert!(
         out.status.success(),
@@ -319,7 +320,7 @@ pub fn sh(script: &str) -> std::process::Output {
     Command::new("bash")
         .arg("-c")
         .arg(script)
-        .output()
+        .output_in_time()
         .expect("run bash")
 }
 

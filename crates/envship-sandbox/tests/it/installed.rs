@@ -1,5 +1,6 @@
 //! `run_installed_test`: the test of an environment already unpacked at its prefix (what
 //! `deploy --test` runs), on the host, through the same runner as the other modes.
+use envship_test_support::Deadline;
 
 use std::{
     ffi::OsStr,
@@ -110,7 +111,7 @@ fn timeout_kills_the_process_group() {
     std::thread::sleep(Duration::from_millis(300));
     let ps = std::process::Command::new("sh")
         .args(["-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '"])
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(!String::from_utf8_lossy(&ps.stdout).contains("876.56"));
 }

@@ -1,4 +1,5 @@
 //! The namespace sandbox over the host's userland.
+use envship_test_support::Deadline;
 
 use std::{net::TcpListener, path::Path, time::Duration};
 
@@ -236,7 +237,7 @@ exit 7
     // Control: the same probe from the host connects (the test can fail).
     let ok = std::process::Command::new("bash")
         .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
-        .status()
+        .status_in_time()
         .unwrap();
     assert!(ok.success());
 }
@@ -337,7 +338,7 @@ fn disabled_user_namespaces_give_a_clear_error() {
         .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" --exact namespace::disabled_user_namespaces_give_a_clear_error --nocapture")
         .arg(&exe)
         .env("ENVSHIP_SANDBOX_INNER", "1")
-        .output();
+        .output_in_time();
     let out = match out {
         Ok(o) => o,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! End to end with envship-pack: a real prefix (a conda-meta record with a text placeholder)
 //! packed by `envship_pack::pack`, unpacked by the sandbox at a different destination prefix,
 //! relocated by the archive's own `conda-unpack`, then tested.
+use envship_test_support::Deadline;
 
 use std::{fs, os::unix::fs::PermissionsExt, path::Path};
 
@@ -147,7 +148,7 @@ echo packed-ok
 fn unsquashfs_or_skip() -> bool {
     let found = std::process::Command::new("sh")
         .args(["-c", "command -v unsquashfs"])
-        .output()
+        .output_in_time()
         .is_ok_and(|o| o.status.success());
     if !found {
         envship_test_support::skip(

@@ -1,6 +1,7 @@
 //! `--rootfs`: the namespace sandbox over a production userland. Needs a Debian 11 (glibc 2.31)
 //! root filesystem made by `debootstrap --variant=minbase bullseye DIR`, named by
 //! ENVSHIP_TEST_BULLSEYE_ROOTFS; skipped with a printed reason otherwise.
+use envship_test_support::Deadline;
 
 use std::{
     path::{Path, PathBuf},
@@ -49,7 +50,7 @@ fn gcc(dir: &Path, name: &str, src: &str, extra: &[&str]) -> Option<Vec<u8>> {
         .arg("-o")
         .arg(&out)
         .arg(&c)
-        .status();
+        .status_in_time();
     match status {
         Ok(s) if s.success() => Some(std::fs::read(out).unwrap()),
         other => {
@@ -145,7 +146,7 @@ fn docker_save_tarball_of_bullseye() {
         ])
         .arg(image.join("l1/layer.tar"))
         .arg(".")
-        .status()
+        .status_in_time()
         .unwrap();
     assert!(status.success());
     let mut l2 = tar::Builder::new(Vec::new());
@@ -177,7 +178,7 @@ fn docker_save_tarball_of_bullseye() {
             "l1/layer.tar",
             "l2/layer.tar",
         ])
-        .status()
+        .status_in_time()
         .unwrap();
     assert!(status.success());
     std::fs::remove_dir_all(&image).unwrap();

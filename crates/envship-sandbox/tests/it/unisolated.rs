@@ -1,4 +1,5 @@
 //! `--isolation none`: the archive unpacked on the host, with a warning.
+use envship_test_support::Deadline;
 
 use envship_sandbox::Isolation;
 
@@ -56,7 +57,7 @@ fn timeout_kills_the_process_group() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let ps = std::process::Command::new("sh")
         .args(["-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '"])
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(!String::from_utf8_lossy(&ps.stdout).contains("876.54"));
 }

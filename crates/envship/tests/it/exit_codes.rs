@@ -1,5 +1,6 @@
 //! Exit codes (0 ok, 1 gate, 2 usage or bad input, 70 internal) and colors (only on a terminal,
 //! NO_COLOR, `--color`), checked on the real binary with the rendered errors snapshotted.
+use envship_test_support::Deadline;
 
 use crate::{envship, example, filter};
 
@@ -186,7 +187,7 @@ fn colors_on_a_terminal_by_default() {
         if no_color {
             cmd.env("NO_COLOR", "1");
         }
-        cmd.output()
+        cmd.output_in_time()
     };
     let out = match run(false) {
         Ok(o) => o,

@@ -2,6 +2,7 @@
 //! production: `envship unpack`, `envship deploy`, and `tar -x` followed by the archive's own
 //! `bin/conda-unpack` (with its python and with its perl relocator). Each one must be refused or
 //! contained: nothing outside DEST is created or changed, and a refusal leaves DEST as it was.
+use envship_test_support::Deadline;
 
 use std::{
     collections::BTreeMap,
@@ -269,7 +270,7 @@ fn contained(case: &str, entries: &[E], zip: bool) -> Outcomes {
             .arg(&archive)
             .arg("-C")
             .arg(&tardest)
-            .output()
+            .output_in_time()
             .unwrap();
         stage.assert_outside_unchanged("tar -x", case);
         let script = tardest.join("bin/conda-unpack");
@@ -278,7 +279,7 @@ fn contained(case: &str, entries: &[E], zip: bool) -> Outcomes {
                 .arg(&script)
                 .env("ENVSHIP_RELOCATOR", relocator)
                 .env("PATH", "/usr/bin:/bin")
-                .output()
+                .output_in_time()
                 .unwrap();
             stage.assert_outside_unchanged(&format!("conda-unpack ({relocator})"), case);
             outcomes.conda_unpack.push((
@@ -293,7 +294,11 @@ fn contained(case: &str, entries: &[E], zip: bool) -> Outcomes {
 
 fn have_tools() -> bool {
     for tool in ["tar", "perl", "python3"] {
-        if Command::new(tool).arg("--version").output().is_err() {
+        if Command::new(tool)
+            .arg("--version")
+            .output_in_time()
+            .is_err()
+        {
             envship_test_support::skip("hostile archives", format!("{tool} is not installed"));
             return false;
         }
@@ -520,7 +525,9 @@ fn absolute_and_escaping_symlinks_pack_unpack_and_deploy() {
                 "{link} in {env:?}"
             );
         }
-        let out = Command::new(env.join("bin/hello")).output().unwrap();
+        let out = Command::new(env.join("bin/hello"))
+            .output_in_time()
+            .unwrap();
         assert!(out.status.success(), "{out:?}");
     }
 }

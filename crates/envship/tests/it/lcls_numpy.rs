@@ -5,6 +5,7 @@
 //! passes `envship test --rootfs` in Debian bullseye's userland, a target glibc older than what
 //! the environment needs fails the audit naming the symbols and versions, and the unpacked
 //! archive computes under a seccomp filter that hides every system call newer than Linux 2.6.32.
+use envship_test_support::Deadline;
 
 use std::path::{Path, PathBuf};
 
@@ -224,7 +225,7 @@ fn numpy_environment_ships_for_lcls_rhel6() {
     let out = std::process::Command::new(&helper)
         .arg(unpacked.join("bin/python"))
         .args(["-c", OLD_KERNEL_CHECK])
-        .output()
+        .output_in_time()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

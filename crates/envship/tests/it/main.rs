@@ -19,7 +19,9 @@ pub fn envship() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("envship").unwrap();
     cmd.env_remove("ENVSHIP_TARGET")
         .env("NO_COLOR", "1")
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        // No test can hang the run: past the deadline assert_cmd kills envship and fails.
+        .timeout(envship_test_support::deadline::default_deadline());
     cmd
 }
 

@@ -3,6 +3,7 @@
 //! production host's work runs under it: unpack, deploy twice, deploy `--force` over the live
 //! version, rollback, audit. `scripts/oldkernel-check.sh` runs the same steps with the static
 //! binary inside a bullseye chroot.
+use envship_test_support::Deadline;
 
 use std::{
     path::{Path, PathBuf},
@@ -22,7 +23,7 @@ pub(crate) fn seccomp_helper(test: &str, dir: &Path) -> Option<PathBuf> {
         .arg(&helper)
         .arg(repo_root().join("scripts/seccomp-2.6.32.c"))
         .arg("-lseccomp")
-        .output();
+        .output_in_time();
     match built {
         Err(e) => {
             skip(test, format!("gcc cannot run: {e}"));
@@ -40,7 +41,7 @@ pub(crate) fn seccomp_helper(test: &str, dir: &Path) -> Option<PathBuf> {
         }
         Ok(_) => {}
     }
-    let probe = Command::new(&helper).arg("true").output().unwrap();
+    let probe = Command::new(&helper).arg("true").output_in_time().unwrap();
     assert!(
         probe.status.success(),
         "the seccomp filter does not load: {}",
@@ -55,7 +56,8 @@ fn old_kernel_envship(helper: &Path) -> assert_cmd::Command {
     cmd.arg(env!("CARGO_BIN_EXE_envship"))
         .env_remove("ENVSHIP_TARGET")
         .env("NO_COLOR", "1")
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .timeout(envship_test_support::deadline::default_deadline());
     cmd
 }
 
@@ -77,14 +79,16 @@ fn leftovers(env_dir: &Path) -> Vec<String> {
 
 /// The environment at `prefix` runs, and knows it lives there.
 fn assert_env_works(prefix: &Path) {
-    let out = Command::new(prefix.join("bin/hello")).output().unwrap();
+    let out = Command::new(prefix.join("bin/hello"))
+        .output_in_time()
+        .unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Hello from libhello"),
         "{out:?}"
     );
     let out = Command::new(prefix.join("bin/hello"))
         .arg("--prefix")
-        .output()
+        .output_in_time()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),

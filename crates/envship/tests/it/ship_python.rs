@@ -2,7 +2,6 @@
 //! section) shipped end to end: lock → build → audit → pack → test, with the test running the
 //! unpacked archive at a destination prefix that differs from the build prefix; its SBOM names
 //! every package and validates.
-
 use crate::envship;
 
 #[test]

@@ -1,7 +1,6 @@
 //! Snapshots of what people read: every command's `--help`, the ship summary, the audit table,
 //! lock/targets/deployments output and the rendered errors of common mistakes. Paths, times,
 //! hashes and versions are filtered so the snapshots hold on any machine.
-
 use std::path::Path;
 
 use crate::{envship, example, filter};

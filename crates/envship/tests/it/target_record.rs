@@ -1,7 +1,6 @@
 //! The target a prefix was built for is recorded in it (conda-meta/envship) and used by pack,
 //! audit and test without repeating `--target`; an explicit `--target` that contradicts it is
 //! an error with help, not a manifest that lies.
-
 use crate::{envship, example, filter};
 
 /// The bundled example, set to build for rhel8 in its envship.toml, built offline.

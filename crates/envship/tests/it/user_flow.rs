@@ -1,6 +1,7 @@
 //! conda-pack's documented user flow on an envship archive of a real Python environment, with
 //! no envship on the receiving side: `tar -xf`, `source bin/activate`, `conda-unpack`, then
 //! move the environment and run `conda-unpack` again (conda-pack cannot: its issues #106, #386).
+use envship_test_support::Deadline;
 
 use std::{path::Path, process::Command};
 
@@ -11,7 +12,7 @@ fn sh(script: &str) -> String {
         .args(["-c", script])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(
         out.status.success(),
@@ -27,7 +28,7 @@ fn files_containing(root: &Path, needle: &str) -> Vec<String> {
     let out = Command::new("grep")
         .args(["-rlF", needle])
         .arg(root)
-        .output()
+        .output_in_time()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
