@@ -338,23 +338,24 @@ fn interrupt_at(offset: Duration, env: &Path, prefix: &Path, cache: &Path) -> bo
     status.success()
 }
 
-/// A SIGINT at every 50 ms of a first build and of an update (the lock, the extraction into the
-/// cache, the linking, the rename into place): each ends in time with the cache unlocked, and
-/// the next build completes a consistent prefix. `ENVSHIP_TEST_INTERRUPT_STEP_MS` changes the
-/// step (scripts/interrupt-stress.sh sweeps several).
+/// A SIGINT at `POINTS` moments spread evenly across a first build and across an update (the
+/// lock, the extraction into the cache, the linking, the rename into place): each ends in time
+/// with the cache unlocked, and the next build completes a consistent prefix. The moments are
+/// fractions of an uninterrupted build measured first, so the sweep covers the whole build on a
+/// fast or a loaded machine. `ENVSHIP_TEST_INTERRUPT_POINTS` (default 10) changes the count;
+/// scripts/interrupt-stress.sh varies it, so the moments differ sweep to sweep.
 #[test]
 fn a_sigint_at_any_moment_of_a_build_is_repaired_by_the_next() {
-    let step = std::env::var("ENVSHIP_TEST_INTERRUPT_STEP_MS")
+    let points: u32 = std::env::var("ENVSHIP_TEST_INTERRUPT_POINTS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_millis(50));
-    let channel = channel(400);
+        .unwrap_or(10);
+    let channel = channel(200);
     let dir = tempfile::tempdir().unwrap();
     let mut interrupted = 0;
     for update in [false, true] {
-        for k in 0u32.. {
-            assert!(k < 400, "the builds never finished before their signal");
+        let mut full = None;
+        for k in 0..=points {
             let case = dir.path().join(format!("{update}-{k}"));
             let prefix = case.join("envs/sweep");
             let cache = case.join("cache");
@@ -368,24 +369,40 @@ fn a_sigint_at_any_moment_of_a_build_is_repaired_by_the_next() {
             } else {
                 env1
             };
-            let finished = interrupt_at(step * k, &env, &prefix, &cache);
+            let Some(full) = full else {
+                // k = 0: the uninterrupted build whose length the moments divide.
+                let t = Instant::now();
+                build_ok(&env, &prefix, &cache);
+                full = Some(t.elapsed());
+                fs_err::remove_dir_all(&case).unwrap();
+                continue;
+            };
+            let offset = full.mul_f64(f64::from(k - 1) / f64::from(points));
+            if !interrupt_at(offset, &env, &prefix, &cache) {
+                interrupted += 1;
+            }
             build_ok(&env, &prefix, &cache);
             let want = if update { "2" } else { "1" };
             assert_eq!(
                 records(&prefix),
-                [format!("a-{want}-h0_0.json"), format!("b-{want}-h0_0.json")]
+                [format!("a-{want}-h0_0.json"), format!("b-{want}-h0_0.json")],
+                "offset {offset:?}"
             );
             assert_consistent(&prefix);
             assert_no_staging(&prefix);
             fs_err::remove_dir_all(&case).unwrap();
-            if finished {
-                break;
-            }
-            interrupted += 1;
         }
+        eprintln!(
+            "{} build: {points} moments across {:.2} s",
+            if update { "update" } else { "first" },
+            full.unwrap_or_default().as_secs_f64()
+        );
     }
-    eprintln!("{interrupted} builds interrupted at {step:?} steps, each repaired");
-    assert!(interrupted >= 2, "too few interrupts landed: {interrupted}");
+    eprintln!("{interrupted} builds interrupted, each repaired");
+    assert!(
+        interrupted >= points,
+        "too few interrupts landed: {interrupted}"
+    );
 }
 
 /// The deadline is what keeps a hang out of CI: a build that blocks forever (on the pipe) and
