@@ -98,8 +98,14 @@ pub fn engine_available(engine: Engine) -> Result<(), SandboxError> {
         engine: program.into(),
         reason,
     };
+    // The two engines' `info` templates differ: podman has no `.ServerVersion` (asking for it
+    // fails on every podman, which made podman look absent everywhere).
+    let format = match engine {
+        Engine::Docker => "{{.ServerVersion}}",
+        Engine::Podman => "{{.Version.Version}}",
+    };
     let mut child = Command::new(program)
-        .args(["info", "--format", "{{.ServerVersion}}"])
+        .args(["info", "--format", format])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod cli;
+mod container;
 mod exit_codes;
 mod hostile;
 mod interrupt;
