@@ -21,6 +21,7 @@ use rattler_cache::{package_cache::PackageCache, validation::ValidationMode};
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
 use crate::{
+    link_scripts::{self, LinkScriptError, LinkScripts, ScriptKind, ScriptRun},
     lock::{lock_async, read_lock_records, LockError, LockOutcome, LockRequest},
     pip::{self, PipError, PipOptions, PipOutcome},
 };
@@ -34,6 +35,8 @@ pub struct BuildRequest {
     pub lock: LockRequest,
     /// Options for the `pip:` section.
     pub pip: PipOptions,
+    /// Whether packages' link scripts run.
+    pub link_scripts: LinkScripts,
 }
 
 /// What `build` did.
@@ -51,6 +54,8 @@ pub struct BuildOutcome {
     pub packages: usize,
     /// Bytes downloaded.
     pub downloaded_bytes: u64,
+    /// The packages' link scripts that ran (or were skipped), in order.
+    pub link_scripts: Vec<ScriptRun>,
     /// What pip did (None without a `pip:` section).
     pub pip: Option<PipOutcome>,
     /// Whether nothing had to change.
@@ -87,6 +92,11 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Pip(#[from] PipError),
+
+    /// A package's post-link or pre-unlink script failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    LinkScript(#[from] LinkScriptError),
 
     /// `conda-meta/state` could not be written.
     #[error("cannot write {}", path.display())]
@@ -223,6 +233,11 @@ pub async fn build_async(
     } else {
         None
     };
+    let mut scripts = if fresh {
+        Vec::new()
+    } else {
+        pre_unlink(&prefix, &records, req.link_scripts)?
+    };
     let mut installer = Installer::new()
         .with_package_cache(cache)
         .with_target_platform(target.subdir())
@@ -256,6 +271,20 @@ pub async fn build_async(
     }
     let installed = result.transaction.installed_packages().count();
     let removed = result.transaction.removed_packages().count();
+    let linked: Vec<_> = result
+        .transaction
+        .installed_packages()
+        .map(|r| link_scripts::Package {
+            record: &r.package_record,
+        })
+        .collect();
+    match link_scripts::run_all(&prefix, ScriptKind::PostLink, &linked, req.link_scripts) {
+        Ok(runs) => scripts.extend(runs),
+        Err(e) => {
+            undo_failed_link(&prefix, fresh, &e);
+            return Err(e.into());
+        }
+    }
 
     let state_changed = write_state(&prefix, file)?;
     // pack, audit and test read the target from here instead of trusting their own defaults.
@@ -283,11 +312,81 @@ pub async fn build_async(
         lock,
         installed,
         removed,
+        link_scripts: scripts,
         packages: package_count,
         downloaded_bytes: downloaded.load(Ordering::Relaxed),
         pip,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Run the pre-unlink scripts of the installed packages the lock no longer has in the same
+/// build (removed or replaced), before rattler's transaction unlinks them, as conda does.
+fn pre_unlink(
+    prefix: &Path,
+    records: &[RepoDataRecord],
+    mode: LinkScripts,
+) -> Result<Vec<ScriptRun>, BuildError> {
+    let installed: Vec<PrefixRecord> =
+        PrefixRecord::collect_from_prefix(prefix).map_err(|source| BuildError::State {
+            path: prefix.join("conda-meta"),
+            source,
+        })?;
+    let kept: HashSet<(&str, String, &str)> = records
+        .iter()
+        .map(|r| {
+            let p = &r.package_record;
+            (
+                p.name.as_normalized(),
+                p.version.to_string(),
+                p.build.as_str(),
+            )
+        })
+        .collect();
+    let leaving: Vec<_> = installed
+        .iter()
+        .map(|r| &r.repodata_record.package_record)
+        .filter(|p| {
+            !kept.contains(&(
+                p.name.as_normalized(),
+                p.version.to_string(),
+                p.build.as_str(),
+            ))
+        })
+        .map(|record| link_scripts::Package { record })
+        .collect();
+    Ok(link_scripts::run_all(
+        prefix,
+        ScriptKind::PreUnlink,
+        &leaving,
+        mode,
+    )?)
+}
+
+/// After a failed post-link script, leave what the next build repairs: a new prefix is removed
+/// whole (nothing half-set-up stays at the final path); in an existing one, the package's
+/// record goes, so the next build links it again and reruns its script.
+fn undo_failed_link(prefix: &Path, fresh: bool, e: &LinkScriptError) {
+    if fresh {
+        let parent = prefix.parent().unwrap_or(Path::new("."));
+        let aside = parent.join(format!("{}failed", staging_name_prefix(prefix)));
+        let _ = fs_err::remove_dir_all(&aside);
+        match fs_err::rename(prefix, &aside) {
+            Ok(()) => {
+                if let Err(err) = fs_err::remove_dir_all(&aside) {
+                    tracing::warn!("{err}");
+                }
+            }
+            Err(err) => tracing::warn!("{err}"),
+        }
+        return;
+    }
+    let record = prefix
+        .join("conda-meta")
+        .join(format!("{}.json", e.package));
+    if let Err(err) = fs_err::remove_file(&record) {
+        tracing::warn!("{err}");
+    }
 }
 
 /// Staging directories of one prefix are named after it, so a later build can find the ones an

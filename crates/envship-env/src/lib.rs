@@ -10,6 +10,7 @@
 pub mod activate;
 pub mod build;
 pub mod channels;
+pub mod link_scripts;
 pub mod lock;
 pub mod pip;
 

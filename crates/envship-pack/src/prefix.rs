@@ -353,6 +353,14 @@ struct Managed {
     check_again: BTreeSet<Vec<u8>>,
 }
 
+/// Whether the file's sha256 differs from the one recorded (unknown: unchanged).
+fn content_changed(path: &Path, recorded: Option<&str>) -> bool {
+    let Some(recorded) = recorded else {
+        return false;
+    };
+    envship_spec::digest::sha256_file(path).is_ok_and(|h| !h.eq_ignore_ascii_case(recorded))
+}
+
 /// Read `conda-meta/*.json` and check every file it lists.
 fn read_managed(root: &Path, build_prefix: &str) -> Result<Managed> {
     let records = read_records(root)?;
@@ -365,6 +373,11 @@ fn read_managed(root: &Path, build_prefix: &str) -> Result<Managed> {
     for (_, rec) in &records {
         let pkg = rec.dist_name();
         let paths = rec.path_entries();
+        // A post-link script may rewrite its package's own files in place, same size, with
+        // the prefix inside (openssl 1.0.2's patches libcrypto's OPENSSLDIR). Such packages
+        // are rare, so their files are hashed against the record; the rest only sized.
+        let post_link = format!("bin/.{}-post-link.sh", rec.name);
+        let rewritten_by_script = paths.iter().any(|p| p.path == post_link);
         for p in paths {
             let rel = p.path.as_bytes().to_vec();
             owned.insert(rel.clone());
@@ -410,7 +423,12 @@ fn read_managed(root: &Path, build_prefix: &str) -> Result<Managed> {
                             .or_default()
                             .push(p.path.clone());
                         check_again.push(rel);
+                        continue;
                     }
+                }
+                let linked = p.sha256_in_prefix.as_deref().or(p.sha256.as_deref());
+                if rewritten_by_script && content_changed(&full, linked) {
+                    check_again.push(rel);
                 }
             }
         }

@@ -27,6 +27,8 @@ pub struct ShipOptions {
     pub lock: LockRequest,
     /// Where pip finds the `pip:` section's packages.
     pub pip: PipOptions,
+    /// Whether packages' link scripts run.
+    pub link_scripts: envship_spec::config::LinkScripts,
     /// The test script.
     pub script: PathBuf,
     /// Where production unpacks the archive; the test runs there.
@@ -237,6 +239,7 @@ impl Run<'_> {
             prefix: self.opts.prefix.clone(),
             lock: self.opts.lock.clone(),
             pip: self.opts.pip.clone(),
+            link_scripts: self.opts.link_scripts,
         };
         self.reporter.stage(
             Stage::Build,
@@ -258,6 +261,7 @@ impl Run<'_> {
                 return Err(e.into());
             }
         };
+        self.report.link_scripts = built.link_scripts.clone();
         self.report.stages.push(StageResult {
             stage: Stage::Lock,
             ok: true,

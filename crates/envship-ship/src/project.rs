@@ -189,6 +189,14 @@ impl Project {
         }
     }
 
+    /// Whether link scripts run: `explicit`, else envship.toml's `link-scripts`, else `run`.
+    pub fn link_scripts(
+        &self,
+        explicit: Option<envship_spec::config::LinkScripts>,
+    ) -> envship_spec::config::LinkScripts {
+        explicit.or(self.config.link_scripts).unwrap_or_default()
+    }
+
     /// Where production unpacks the archive: `explicit`, else envship.toml's `dest-prefix`,
     /// else /opt/envship/NAME.
     pub fn dest_prefix(&self, explicit: Option<&str>) -> String {

@@ -64,6 +64,12 @@ pub struct PathEntry {
     /// Size as installed.
     #[serde(default)]
     pub size_in_bytes: Option<u64>,
+    /// sha256 of the file as the package ships it (hex).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// sha256 of the file as the installer wrote it into the prefix (after placeholders).
+    #[serde(default)]
+    pub sha256_in_prefix: Option<String>,
 }
 
 impl CondaMetaRecord {
@@ -85,6 +91,8 @@ impl CondaMetaRecord {
                     prefix_placeholder: None,
                     file_mode: None,
                     size_in_bytes: None,
+                    sha256: None,
+                    sha256_in_prefix: None,
                 })
                 .collect(),
         }

@@ -39,6 +39,19 @@ pub struct ProjectConfig {
     pub channel_alias: Option<String>,
     /// Archive format for pack (`tar.gz`, `tar.zst`, `zip`, `dir`).
     pub format: Option<String>,
+    /// Whether packages' link scripts run at build (`run`, the default, or `skip`).
+    pub link_scripts: Option<LinkScripts>,
+}
+
+/// Whether packages' link scripts run (`--link-scripts`, `link-scripts` in envship.toml).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkScripts {
+    /// Run them, as conda does.
+    #[default]
+    Run,
+    /// Do not run them; each script that would have run is a warning.
+    Skip,
 }
 
 /// An `envship.toml` that cannot be used.
@@ -58,7 +71,7 @@ pub enum ConfigError {
     #[error("invalid {}: {message}", path.display())]
     #[diagnostic(
         code(envship::config::invalid),
-        help("known keys: target, overrides, test-script, dest-prefix, exclude-newer, channel-alias, format")
+        help("known keys: target, overrides, test-script, dest-prefix, exclude-newer, channel-alias, format, link-scripts")
     )]
     Invalid {
         /// The path.

@@ -37,6 +37,7 @@ fn request(dir: &Path, prefix: &Path) -> BuildRequest {
             no_index: true,
             index_url: None,
         },
+        link_scripts: Default::default(),
     }
 }
 

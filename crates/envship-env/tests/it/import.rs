@@ -218,6 +218,7 @@ fn explicit_file_over_a_local_channel_builds_offline() {
             prefix: prefix.clone(),
             lock,
             pip: PipOptions::default(),
+            link_scripts: Default::default(),
         },
         Arc::new(NoProgress),
     )

@@ -3,7 +3,12 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode, sync::Arc};
 
-use envship_env::{build, pip::PipOptions, BuildRequest};
+use envship_env::{
+    build,
+    link_scripts::{LinkScripts, ScriptRun},
+    pip::PipOptions,
+    BuildRequest,
+};
 use miette::IntoDiagnostic;
 
 use crate::{
@@ -26,6 +31,36 @@ pub struct PipArgs {
     /// PyPI mirror for the `pip:` section.
     #[arg(long, value_name = "URL")]
     pub index_url: Option<String>,
+}
+
+/// How the build installs: pip's sources and the packages' link scripts (build and ship).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub pip: PipArgs,
+    /// Run packages' post-link and pre-unlink scripts (`run`, as conda does) or not (`skip`,
+    /// each a warning). Default: envship.toml's `link-scripts`, else `run`.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub link_scripts: Option<LinkScriptsArg>,
+}
+
+/// `--link-scripts`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum LinkScriptsArg {
+    /// Run them.
+    Run,
+    /// Skip them.
+    Skip,
+}
+
+impl InstallArgs {
+    /// The link-script mode for `project`.
+    pub fn link_scripts(&self, project: &Project) -> LinkScripts {
+        project.link_scripts(self.link_scripts.map(|a| match a {
+            LinkScriptsArg::Run => LinkScripts::Run,
+            LinkScriptsArg::Skip => LinkScripts::Skip,
+        }))
+    }
 }
 
 impl PipArgs {
@@ -61,7 +96,7 @@ pub struct Args {
     #[command(flatten)]
     lock: LockArgs,
     #[command(flatten)]
-    pip: PipArgs,
+    install: InstallArgs,
     /// The prefix to build (default: .envship/build/NAME next to the environment file).
     #[arg(long, short = 'p', value_name = "DIR")]
     prefix: Option<PathBuf>,
@@ -75,7 +110,8 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let request = BuildRequest {
         prefix: project.build_prefix(args.prefix.clone()),
         lock: args.lock.request(&project, None)?,
-        pip: args.pip.options(),
+        pip: args.install.pip.options(),
+        link_scripts: args.install.link_scripts(&project),
     };
     let bars = Arc::new(Bars::new(global.quiet));
     let outcome = build(&project.env_file, &project.target, &request, bars)?;
@@ -84,6 +120,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &outcome).into_diagnostic()?;
         writeln!(out).into_diagnostic()?;
     } else if !global.quiet {
+        print_link_scripts(&mut out, &outcome.link_scripts)?;
         if let Some(pip) = &outcome.pip {
             for p in &pip.packages {
                 writeln!(
@@ -114,4 +151,33 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         .into_diagnostic()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the packages' link scripts said (`.messages.txt`), as conda shows it after a
+/// transaction, and which scripts were skipped.
+pub fn print_link_scripts(out: &mut dyn Write, runs: &[ScriptRun]) -> miette::Result<()> {
+    for run in runs {
+        if !run.ran {
+            writeln!(
+                out,
+                "  skipped the {} script of {}",
+                run.kind.as_str(),
+                run.package
+            )
+            .into_diagnostic()?;
+        }
+        if let Some(message) = &run.message {
+            writeln!(
+                out,
+                "  message from {} ({}):",
+                run.package,
+                run.kind.as_str()
+            )
+            .into_diagnostic()?;
+            for line in message.lines() {
+                writeln!(out, "    {line}").into_diagnostic()?;
+            }
+        }
+    }
+    Ok(())
 }

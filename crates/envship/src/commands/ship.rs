@@ -9,7 +9,7 @@ use envship_ship::{Project, ShipOptions, ShipReport, StageDetail, StageResult};
 use miette::IntoDiagnostic;
 
 use crate::{
-    commands::{build::PipArgs, lock::LockArgs},
+    commands::{build::InstallArgs, lock::LockArgs},
     progress::StageReporter,
     target_args::TargetArgs,
     GlobalArgs,
@@ -34,7 +34,7 @@ pub struct Args {
     #[command(flatten)]
     lock: LockArgs,
     #[command(flatten)]
-    pip: PipArgs,
+    install: InstallArgs,
     /// The test script (default: envship.toml's `test-script`, else run-test.sh).
     #[arg(long, short = 's', value_name = "FILE")]
     script: Option<PathBuf>,
@@ -68,7 +68,8 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let options = ShipOptions {
         prefix: project.build_prefix(None),
         lock: args.lock.request(&project, None)?,
-        pip: args.pip.options(),
+        pip: args.install.pip.options(),
+        link_scripts: args.install.link_scripts(&project),
         script: project.test_script(args.script.as_deref()),
         dest_prefix: project.dest_prefix(args.dest_prefix.as_deref()),
         format: project.format(args.format.as_deref())?,
@@ -89,6 +90,12 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let reporter = StageReporter::new("ship", quiet);
     match envship_ship::ship(&project, &options, &reporter) {
         Ok(report) => {
+            if !quiet {
+                super::build::print_link_scripts(
+                    &mut std::io::stdout().lock(),
+                    &report.link_scripts,
+                )?;
+            }
             if let (Some(audit), false) = (&report.audit, args.json) {
                 if !audit.passed() {
                     eprintln!("{}", envship_audit::render_table(audit));

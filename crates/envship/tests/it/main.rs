@@ -7,6 +7,7 @@ mod exit_codes;
 mod hostile;
 mod interrupt;
 mod lcls_numpy;
+mod link_scripts;
 mod old_kernel;
 mod ship_python;
 mod snapshots;
