@@ -13,6 +13,7 @@ pub mod channels;
 pub mod link_scripts;
 pub mod lock;
 pub mod pip;
+mod pip_guard;
 
 pub use build::{build, BuildError, BuildOutcome, BuildRequest};
 pub use lock::{lock, LockError, LockOutcome, LockRequest};

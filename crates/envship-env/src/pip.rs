@@ -10,9 +10,21 @@
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
+    time::SystemTime,
 };
 
-use envship_spec::{env_file::EnvSource, EnvironmentFile, Progress, ProgressUnit, Target};
+use crate::pip_guard;
+
+mod report;
+
+use report::read_report;
+pub use report::wheel_tags;
+
+use envship_spec::{
+    env_file::EnvSource,
+    python_dists::{self, normalize},
+    EnvironmentFile, Progress, ProgressUnit, Target,
+};
 use miette::SourceSpan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,6 +38,9 @@ pub struct PipOptions {
     pub no_index: bool,
     /// `--index-url` (a mirror of PyPI).
     pub index_url: Option<String>,
+    /// Let pip replace a distribution a conda package installed (conda's behaviour), with a
+    /// warning, instead of refusing the build.
+    pub allow_overrides: bool,
 }
 
 /// One package pip installed.
@@ -56,6 +71,9 @@ pub struct PipOutcome {
     pub reused: bool,
     /// The record written next to the lock.
     pub record_path: PathBuf,
+    /// What pip replaced of conda's (overrides allowed), one line each.
+    #[serde(default)]
+    pub overridden: Vec<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -63,6 +81,8 @@ struct PipRecord {
     fingerprint: String,
     target: String,
     packages: Vec<PipPackage>,
+    #[serde(default)]
+    overridden: Vec<String>,
 }
 
 /// Errors of the pip step.
@@ -115,6 +135,44 @@ pub enum PipError {
         /// The entry.
         #[label("not installable on {target}")]
         at: SourceSpan,
+    },
+
+    /// pip would replace a distribution a conda package installed.
+    #[error("{first}{more}")]
+    #[diagnostic(
+        code(envship::pip::replaces_conda),
+        help("keep one owner per distribution: drop `{name}` from the conda dependencies or from the pip entries, or pin pip's entry to conda's version; `--allow-pip-overrides` lets pip replace it, as conda does")
+    )]
+    ReplacesConda {
+        /// The first replacement, in words.
+        first: String,
+        /// The other replacements, one line each.
+        more: String,
+        /// The first distribution's name.
+        name: String,
+        /// The environment file.
+        #[source_code]
+        src: EnvSource,
+        /// The pip entry that asks for it (or the first entry, for a dependency).
+        #[label("pip would replace conda's {name}")]
+        at: SourceSpan,
+    },
+
+    /// pip deleted or changed a file of a conda package it was not replacing.
+    #[error("pip {what} {path}, a file of conda package {package}{more}")]
+    #[diagnostic(
+        code(envship::pip::damaged_conda),
+        help("two distributions install the same files (one from conda, one from pip): keep one of them. The package's record was dropped, so the next build relinks it")
+    )]
+    DamagedConda {
+        /// The conda package.
+        package: String,
+        /// The file.
+        path: String,
+        /// `deleted` or `overwritten`.
+        what: &'static str,
+        /// How many other files, in words.
+        more: String,
     },
 
     /// pip failed for another reason.
@@ -234,6 +292,7 @@ fn pip_command(
     opts: &PipOptions,
     hook_dir: &Path,
     report: &Path,
+    dry_run: bool,
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(python);
     // An interrupted build drops the pip step: pip goes with it (the next build reruns it).
@@ -247,6 +306,7 @@ fn pip_command(
         "--no-warn-script-location",
         "--prefer-binary",
     ])
+    .args(dry_run.then_some("--dry-run"))
     .arg("--report")
     .arg(report);
     if opts.no_index {
@@ -312,11 +372,17 @@ pub async fn install(
                 packages: prev.packages,
                 reused: true,
                 record_path: record_out,
+                overridden: prev.overridden,
             });
         }
     }
 
     progress.start("pip", None, ProgressUnit::Items);
+    pip_guard::record_site_dirs(&python, prefix).map_err(|source| PipError::Io {
+        action: "ask where pip installs with",
+        path: python.clone(),
+        source,
+    })?;
     let work = tempfile::tempdir().map_err(|source| PipError::Io {
         action: "create a temp dir for",
         path: std::env::temp_dir(),
@@ -328,41 +394,13 @@ pub async fn install(
         path: hook.clone(),
         source,
     })?;
+    let replacing = conda_replacements(&python, file, target, opts, prefix, work.path()).await?;
+    let missing_before = pip_guard::damaged_conda_files(prefix, None);
     let report = work.path().join("report.json");
-    let mut cmd = pip_command(&python, file, opts, work.path(), &report);
-    tracing::debug!("running {:?}", cmd.as_std());
-    let output = cmd.output().await.map_err(|source| PipError::Spawn {
-        python: python.clone(),
-        source,
-    })?;
+    let started = SystemTime::now();
+    run_pip(&python, file, target, opts, work.path(), &report, false).await?;
     progress.finish("pip");
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    if !output.status.success() {
-        let tail = last_lines(&format!("{stdout}\n{stderr}"), 12);
-        if let Some(req) = unsatisfied_requirement(&stderr) {
-            let entry = entry_for(file, &req);
-            let glibc = target.glibc.to_string();
-            return Err(PipError::Unsatisfiable {
-                entry: entry.map(|e| e.raw.clone()).unwrap_or_else(|| req.clone()),
-                requirement: req,
-                target: target.name.clone(),
-                glibc_tag: glibc.replace('.', "_"),
-                glibc,
-                pip_output: tail,
-                src: file.source.clone(),
-                at: entry
-                    .or(file.pip.first())
-                    .map(|e| e.location.source_span())
-                    .unwrap_or_else(|| SourceSpan::new(0.into(), 0)),
-            });
-        }
-        return Err(PipError::Failed {
-            file: file.path.display().to_string(),
-            status: output.status.to_string(),
-            pip_output: tail,
-        });
-    }
+    let overridden = check_conda_files(prefix, started, &missing_before, &replacing)?;
     let mut packages = read_report(&report)?;
     let mut reused = false;
     if packages.is_empty() {
@@ -376,6 +414,7 @@ pub async fn install(
         fingerprint,
         target: target.name.clone(),
         packages: packages.clone(),
+        overridden: overridden.clone(),
     };
     let bytes = serde_json::to_vec_pretty(&record).map_err(|e| PipError::Io {
         action: "serialize",
@@ -393,64 +432,157 @@ pub async fn install(
         packages,
         reused,
         record_path: record_out,
+        overridden,
     })
 }
 
-fn all_installed(prefix: &Path, packages: &[PipPackage]) -> bool {
-    let Ok(entries) = glob_site_packages(prefix) else {
-        return false;
-    };
-    let installed: Vec<(String, String)> = entries
-        .iter()
-        .filter_map(|e| dist_info_name_version(e))
+/// Run pip (for real, or `--dry-run`), its JSON report to `report`; a failure is an error
+/// naming the entry pip could not satisfy when it says which.
+async fn run_pip(
+    python: &Path,
+    file: &EnvironmentFile,
+    target: &Target,
+    opts: &PipOptions,
+    hook_dir: &Path,
+    report: &Path,
+    dry_run: bool,
+) -> Result<(), PipError> {
+    let mut cmd = pip_command(python, file, opts, hook_dir, report, dry_run);
+    tracing::debug!("running {:?}", cmd.as_std());
+    let output = cmd.output().await.map_err(|source| PipError::Spawn {
+        python: python.to_path_buf(),
+        source,
+    })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let tail = last_lines(&format!("{stdout}\n{stderr}"), 12);
+    if let Some(req) = unsatisfied_requirement(&stderr) {
+        let entry = entry_for(file, &req);
+        let glibc = target.glibc.to_string();
+        return Err(PipError::Unsatisfiable {
+            entry: entry.map(|e| e.raw.clone()).unwrap_or_else(|| req.clone()),
+            requirement: req,
+            target: target.name.clone(),
+            glibc_tag: glibc.replace('.', "_"),
+            glibc,
+            pip_output: tail,
+            src: file.source.clone(),
+            at: entry_span(file, entry),
+        });
+    }
+    Err(PipError::Failed {
+        file: file.path.display().to_string(),
+        status: output.status.to_string(),
+        pip_output: tail,
+    })
+}
+
+fn entry_span(
+    file: &EnvironmentFile,
+    entry: Option<&envship_spec::env_file::PipDependency>,
+) -> SourceSpan {
+    entry
+        .or(file.pip.first())
+        .map(|e| e.location.source_span())
+        .unwrap_or_else(|| SourceSpan::new(0.into(), 0))
+}
+
+/// What pip's install would replace of conda's, asked with `--dry-run` before anything is
+/// touched: an error unless overrides are allowed, then a warning.
+async fn conda_replacements(
+    python: &Path,
+    file: &EnvironmentFile,
+    target: &Target,
+    opts: &PipOptions,
+    prefix: &Path,
+    work: &Path,
+) -> Result<Vec<pip_guard::Replacement>, PipError> {
+    let conda = pip_guard::conda_distributions(prefix);
+    if conda.is_empty() {
+        return Ok(Vec::new());
+    }
+    let report = work.join("dry-run.json");
+    run_pip(python, file, target, opts, work, &report, true).await?;
+    let would_install: Vec<(String, String)> = read_report(&report)?
+        .into_iter()
+        .map(|p| (p.name, p.version))
         .collect();
+    let found = pip_guard::replacements(&conda, &would_install);
+    let Some(first) = found.first() else {
+        return Ok(found);
+    };
+    if opts.allow_overrides {
+        for r in &found {
+            tracing::warn!("{r} (--allow-pip-overrides)");
+        }
+        return Ok(found);
+    }
+    let more: String = found[1..].iter().map(|r| format!("\n{r}")).collect();
+    Err(PipError::ReplacesConda {
+        first: first.to_string(),
+        more,
+        name: first.name.clone(),
+        src: file.source.clone(),
+        at: entry_span(file, entry_for(file, &first.name)),
+    })
+}
+
+/// After pip: a conda file pip deleted or changed is an error, unless it belongs to a package
+/// whose distribution pip was allowed to replace; those records are pruned to match the disk.
+/// Returns what was overridden, in words.
+fn check_conda_files(
+    prefix: &Path,
+    started: SystemTime,
+    missing_before: &[pip_guard::Damaged],
+    replacing: &[pip_guard::Replacement],
+) -> Result<Vec<String>, PipError> {
+    let (allowed, damaged): (Vec<_>, Vec<_>) =
+        pip_guard::damaged_conda_files(prefix, Some(started))
+            .into_iter()
+            .filter(|d| !missing_before.contains(d))
+            .partition(|d| replacing.iter().any(|r| r.conda_package == d.package));
+    if let Some(first) = damaged.first() {
+        // Drop the damaged packages' records: the next build relinks them.
+        for package in damaged
+            .iter()
+            .map(|d| &d.package)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let _ = fs_err::remove_file(prefix.join("conda-meta").join(format!("{package}.json")));
+        }
+        let more = match damaged.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more file(s))"),
+        };
+        return Err(PipError::DamagedConda {
+            package: first.package.clone(),
+            path: first.path.clone(),
+            what: first.what,
+            more,
+        });
+    }
+    pip_guard::prune(prefix, &allowed).map_err(|source| PipError::Io {
+        action: "update the conda records in",
+        path: prefix.join("conda-meta"),
+        source,
+    })?;
+    Ok(replacing.iter().map(ToString::to_string).collect())
+}
+
+fn all_installed(prefix: &Path, packages: &[PipPackage]) -> bool {
+    // Wherever the interpreter's scheme put them (Debian's: local/lib/python3.X/dist-packages).
+    // Wheels built by older tools keep the project's spelling (`ruamel.yaml-0.17.21.dist-info`),
+    // so names are compared normalized.
+    let installed = python_dists::installed(prefix, &Default::default());
     packages.iter().all(|p| {
         let name = normalize(&p.name);
         installed
             .iter()
-            .any(|(n, v)| *n == name && v.eq_ignore_ascii_case(&p.version))
+            .any(|d| d.normalized == name && d.version.eq_ignore_ascii_case(&p.version))
     })
-}
-
-/// `(normalized name, version)` of a `NAME-VERSION.dist-info` directory. Wheels built by older
-/// tools keep the project's spelling (`ruamel.yaml-0.17.21.dist-info`, `Foo_Bar-…`), so names
-/// are compared normalized, never as file names.
-fn dist_info_name_version(entry: &str) -> Option<(String, String)> {
-    let stem = entry.strip_suffix(".dist-info")?;
-    let (name, version) = stem.rsplit_once('-')?;
-    Some((normalize(name), version.to_string()))
-}
-
-fn glob_site_packages(prefix: &Path) -> std::io::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for lib in fs_err::read_dir(prefix.join("lib"))? {
-        let lib = lib?;
-        let sp = lib.path().join("site-packages");
-        if let Ok(rd) = fs_err::read_dir(&sp) {
-            for e in rd.flatten() {
-                out.push(e.file_name().to_string_lossy().into_owned());
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// PEP 503 name normalization.
-fn normalize(name: &str) -> String {
-    let mut out = String::new();
-    let mut last_sep = false;
-    for c in name.chars() {
-        if c == '-' || c == '_' || c == '.' {
-            if !last_sep {
-                out.push('-');
-            }
-            last_sep = true;
-        } else {
-            out.push(c.to_ascii_lowercase());
-            last_sep = false;
-        }
-    }
-    out
 }
 
 fn requirement_name(req: &str) -> String {
@@ -492,128 +624,21 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-#[derive(Deserialize)]
-struct Report {
-    #[serde(default)]
-    install: Vec<ReportItem>,
-}
-
-#[derive(Deserialize)]
-struct ReportItem {
-    download_info: DownloadInfo,
-    #[serde(default)]
-    requested: bool,
-    metadata: ReportMetadata,
-}
-
-#[derive(Deserialize)]
-struct DownloadInfo {
-    url: String,
-    #[serde(default)]
-    archive_info: Option<ArchiveInfo>,
-}
-
-#[derive(Deserialize)]
-struct ArchiveInfo {
-    #[serde(default)]
-    hash: Option<String>,
-    #[serde(default)]
-    hashes: Option<std::collections::BTreeMap<String, String>>,
-}
-
-#[derive(Deserialize)]
-struct ReportMetadata {
-    name: String,
-    version: String,
-}
-
-fn read_report(path: &Path) -> Result<Vec<PipPackage>, PipError> {
-    let io = |source| PipError::Io {
-        action: "read pip's report",
-        path: path.to_path_buf(),
-        source,
-    };
-    let text = fs_err::read_to_string(path).map_err(io)?;
-    let report: Report = serde_json::from_str(&text).map_err(|e| io(e.into()))?;
-    let mut out: Vec<PipPackage> = report
-        .install
-        .into_iter()
-        .map(|item| {
-            let file_name = item
-                .download_info
-                .url
-                .rsplit('/')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            let file_name = file_name.split('#').next().unwrap_or("").to_string();
-            let wheel = file_name.ends_with(".whl").then(|| file_name.clone());
-            let sha256 = item.download_info.archive_info.as_ref().and_then(|a| {
-                a.hashes
-                    .as_ref()
-                    .and_then(|h| h.get("sha256").cloned())
-                    .or_else(|| {
-                        a.hash
-                            .as_ref()
-                            .and_then(|h| h.strip_prefix("sha256=").map(str::to_string))
-                    })
-            });
-            PipPackage {
-                tags: wheel.as_deref().map(wheel_tags).unwrap_or_default(),
-                name: item.metadata.name,
-                version: item.metadata.version,
-                url: item.download_info.url,
-                wheel,
-                sha256,
-                requested: item.requested,
-            }
-        })
-        .collect();
-    out.sort_by_key(|p| normalize(&p.name));
-    Ok(out)
-}
-
-/// Expand a wheel file name's compressed tag set (`cp36-abi3-manylinux_2_12_x86_64.manylinux2010_x86_64`).
-pub fn wheel_tags(file_name: &str) -> Vec<String> {
-    let stem = file_name.trim_end_matches(".whl");
-    let parts: Vec<&str> = stem.split('-').collect();
-    if parts.len() < 5 {
-        return Vec::new();
-    }
-    let (py, abi, plat) = (
-        parts[parts.len() - 3],
-        parts[parts.len() - 2],
-        parts[parts.len() - 1],
-    );
-    let mut tags = Vec::new();
-    for p in py.split('.') {
-        for a in abi.split('.') {
-            for pl in plat.split('.') {
-                tags.push(format!("{p}-{a}-{pl}"));
-            }
-        }
-    }
-    tags
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dist_info_names_are_compared_normalized() {
-        assert_eq!(
-            dist_info_name_version("ruamel.yaml-0.17.21.dist-info"),
-            Some(("ruamel-yaml".into(), "0.17.21".into()))
-        );
-        assert_eq!(
-            dist_info_name_version("MarkupSafe-2.1.5.dist-info"),
-            Some(("markupsafe".into(), "2.1.5".into()))
-        );
-        assert_eq!(dist_info_name_version("markupsafe"), None);
+    fn installed_names_are_compared_normalized() {
         let prefix = tempfile::tempdir().expect("tempdir");
         let site = prefix.path().join("lib/python3.11/site-packages");
-        fs_err::create_dir_all(site.join("ruamel.yaml-0.17.21.dist-info")).expect("mkdir");
+        let dist = site.join("ruamel.yaml-0.17.21.dist-info");
+        fs_err::create_dir_all(&dist).expect("mkdir");
+        fs_err::write(
+            dist.join("METADATA"),
+            "Name: ruamel.yaml\nVersion: 0.17.21\n\n",
+        )
+        .expect("write");
         let package = |name: &str, version: &str| PipPackage {
             name: name.into(),
             version: version.into(),
@@ -652,18 +677,5 @@ mod tests {
             Some("markupsafe==2.1.5")
         );
         assert_eq!(requirement_name("MarkupSafe==2.1.5"), "markupsafe");
-    }
-
-    #[test]
-    fn tags_expand() {
-        let tags =
-            wheel_tags("psutil-6.1.1-cp36-abi3-manylinux_2_12_x86_64.manylinux2010_x86_64.whl");
-        assert_eq!(
-            tags,
-            [
-                "cp36-abi3-manylinux_2_12_x86_64",
-                "cp36-abi3-manylinux2010_x86_64"
-            ]
-        );
     }
 }

@@ -201,89 +201,42 @@ fn read_env_vars(root: &Path) -> BTreeMap<String, String> {
     }
 }
 
-fn header_value<'a>(metadata: &'a str, key: &str) -> Option<&'a str> {
-    metadata
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix(':'))
-                .map(str::trim)
-        })
-}
-
+/// The distributions no conda record owns, wherever the interpreter's scheme put them
+/// (`envship_spec::python_dists`: conda's `site-packages`, Debian's `dist-packages`, the site
+/// directories the build recorded).
 fn read_pip(root: &Path, owned: &BTreeSet<Vec<u8>>) -> Vec<PipPackage> {
     let mut out = Vec::new();
-    let Ok(lib) = fs::read_dir(root.join("lib")) else {
-        return out;
-    };
-    let mut site_dirs: Vec<PathBuf> = lib
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().as_bytes().starts_with(b"python"))
-        .map(|e| e.path().join("site-packages"))
-        .filter(|p| p.is_dir())
-        .collect();
-    site_dirs.sort();
-    for site in site_dirs {
-        let Ok(rd) = fs::read_dir(&site) else {
-            continue;
-        };
-        let mut dists: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "dist-info") && p.is_dir())
-            .collect();
-        dists.sort();
-        for d in dists {
-            let rel = d
-                .strip_prefix(root)
-                .unwrap_or(&d)
-                .as_os_str()
-                .as_bytes()
-                .to_vec();
-            let mut meta_rel = rel.clone();
-            meta_rel.extend_from_slice(b"/METADATA");
-            let installer = fs::read_to_string(d.join("INSTALLER"))
-                .ok()
-                .map(|s| s.trim().to_string());
-            if owned.contains(&meta_rel) || installer.as_deref() == Some("conda") {
-                continue; // a conda package's own dist-info
-            }
-            let Ok(metadata) = fs::read_to_string(d.join("METADATA")) else {
-                tracing::warn!(
-                    "{}: no readable METADATA, not listed as a pip package",
-                    d.display()
-                );
-                continue;
-            };
-            let name = header_value(&metadata, "Name")
-                .unwrap_or_default()
-                .to_string();
-            let version = header_value(&metadata, "Version")
-                .unwrap_or_default()
-                .to_string();
-            let files = fs::read_to_string(d.join("RECORD"))
-                .map(|r| r.lines().filter(|l| !l.trim().is_empty()).count())
-                .unwrap_or(0);
-            let (mut direct_url, mut editable) = (None, false);
-            if let Ok(b) = fs::read(d.join("direct_url.json")) {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
-                    direct_url = v.get("url").and_then(|u| u.as_str()).map(String::from);
-                    editable = v
-                        .pointer("/dir_info/editable")
-                        .and_then(serde_json::Value::as_bool)
-                        .unwrap_or(false);
-                }
-            }
-            out.push(PipPackage {
-                name,
-                version,
-                installer,
-                direct_url,
-                editable,
-                dist_info: lossy(&rel),
-                files,
-            });
+    for dist in envship_spec::python_dists::installed(root, &Default::default()) {
+        let d = root.join(&dist.path);
+        let meta = envship_spec::python_dists::metadata_path(&d).unwrap_or_default();
+        let meta_rel = meta.strip_prefix(root).unwrap_or(&meta);
+        if owned.contains(meta_rel.as_os_str().as_bytes())
+            || dist.installer.as_deref() == Some("conda")
+        {
+            continue; // a conda package's own distribution
         }
+        let files = fs::read_to_string(d.join("RECORD"))
+            .map(|r| r.lines().filter(|l| !l.trim().is_empty()).count())
+            .unwrap_or(0);
+        let (mut direct_url, mut editable) = (None, false);
+        if let Ok(b) = fs::read(d.join("direct_url.json")) {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                direct_url = v.get("url").and_then(|u| u.as_str()).map(String::from);
+                editable = v
+                    .pointer("/dir_info/editable")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false);
+            }
+        }
+        out.push(PipPackage {
+            name: dist.name,
+            version: dist.version,
+            installer: dist.installer,
+            direct_url,
+            editable,
+            dist_info: dist.path,
+            files,
+        });
     }
     out
 }
@@ -627,8 +580,9 @@ mod tests {
     #[test]
     fn metadata_headers() {
         let m = "Metadata-Version: 2.1\nName: MarkupSafe\nVersion: 2.1.5\n\nName: not-this\n";
-        assert_eq!(header_value(m, "Name"), Some("MarkupSafe"));
-        assert_eq!(header_value(m, "Version"), Some("2.1.5"));
+        let header = envship_spec::python_dists::header;
+        assert_eq!(header(m, "Name"), Some("MarkupSafe"));
+        assert_eq!(header(m, "Version"), Some("2.1.5"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod digest;
 pub mod env_file;
 pub mod output;
 pub mod progress;
+pub mod python_dists;
 pub mod target;
 pub mod version;
 

@@ -55,9 +55,27 @@ pub fn system_python_version() -> String {
 /// A channel with `python` (repackaged) and `pip` (from the fixture wheel), built once per
 /// interpreter and cached in [`crate::test_cache_dir`].
 pub fn python_channel() -> LocalChannel {
-    let cached = cached_archives();
+    channel_of(&cached_archives())
+}
+
+/// Like [`python_channel`], but the python keeps Debian's install scheme: pip outside a venv
+/// installs into `PREFIX/local/lib/python3.11/dist-packages`, as Debian-built CPython does.
+pub fn debian_scheme_python_channel() -> LocalChannel {
+    channel_of(&archives_for(Scheme::Debian))
+}
+
+/// Where the repackaged python's pip installs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// upstream's `posix_prefix` (`lib/python3.11/site-packages`), as a conda python.
+    Conda,
+    /// Debian's `posix_local` (`local/lib/python3.11/dist-packages`).
+    Debian,
+}
+
+fn channel_of(cached: &[(PathBuf, &'static str)]) -> LocalChannel {
     let channel = LocalChannel::new();
-    for (archive, subdir) in &cached {
+    for (archive, subdir) in cached {
         let sub = channel.dir.join(subdir);
         fs_err::create_dir_all(&sub).unwrap();
         let dest = sub.join(archive.file_name().unwrap());
@@ -71,6 +89,14 @@ pub fn python_channel() -> LocalChannel {
 
 /// Build (or reuse) the python and pip archives; returns `(path, subdir)` pairs.
 pub fn cached_archives() -> Vec<(PathBuf, &'static str)> {
+    archives_for(Scheme::Conda)
+}
+
+fn archives_for(scheme: Scheme) -> Vec<(PathBuf, &'static str)> {
+    let build = match scheme {
+        Scheme::Conda => "h0_envship",
+        Scheme::Debian => "h1_envship_debian_scheme",
+    };
     let key = {
         let mut h = Sha256::new();
         let mut f = fs_err::File::open(SYSTEM_PYTHON).unwrap();
@@ -78,16 +104,17 @@ pub fn cached_archives() -> Vec<(PathBuf, &'static str)> {
         f.read_to_end(&mut buf).unwrap();
         h.update(&buf);
         h.update(RECIPE_VERSION);
+        h.update(build);
         hex::encode(&h.finalize()[..8])
     };
     let dir = crate::test_cache_dir().join(format!("python-{key}"));
     let version = system_python_version();
     let python = dir
         .join("linux-64")
-        .join(format!("python-{version}-h0_envship.conda"));
+        .join(format!("python-{version}-{build}.conda"));
     let pip = dir.join("noarch").join("pip-24.0-pyh0_envship.conda");
     crate::build_cache_entry(&dir, |tmp| {
-        build_python(&version).write_to_channel(tmp, ArchiveFormat::Conda);
+        build_python(&version, scheme, build).write_to_channel(tmp, ArchiveFormat::Conda);
         build_pip().write_to_channel(tmp, ArchiveFormat::Conda);
     });
     assert!(python.exists(), "missing {}", python.display());
@@ -95,10 +122,10 @@ pub fn cached_archives() -> Vec<(PathBuf, &'static str)> {
     vec![(python, "linux-64"), (pip, "noarch")]
 }
 
-fn build_python(version: &str) -> PackageBuilder {
+fn build_python(version: &str, scheme: Scheme, build: &str) -> PackageBuilder {
     let short = version.split('.').take(2).collect::<Vec<_>>().join(".");
     let mut pkg = PackageBuilder::new("python", version)
-        .build("h0_envship", 0)
+        .build(build, 0)
         .license(Some("PSF-2.0"))
         .executable("bin/python3.11", fs_err::read(SYSTEM_PYTHON).unwrap())
         .symlink("bin/python3", "python3.11")
@@ -134,7 +161,7 @@ fn build_python(version: &str) -> PackageBuilder {
             }
         } else if ft.is_file() {
             let mut bytes = fs_err::read(entry.path()).unwrap();
-            if rel_str == "sysconfig.py" {
+            if rel_str == "sysconfig.py" && scheme == Scheme::Conda {
                 bytes = conda_install_scheme(bytes);
             }
             pkg = pkg.file_like(&dest, bytes, &entry.metadata().unwrap());

@@ -36,6 +36,7 @@ fn request(dir: &Path, prefix: &Path) -> BuildRequest {
             find_links: vec![fixture("wheels").display().to_string()],
             no_index: true,
             index_url: None,
+            allow_overrides: false,
         },
         link_scripts: Default::default(),
     }

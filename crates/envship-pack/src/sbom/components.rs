@@ -233,7 +233,8 @@ pub fn pip(root: &Path, dists: &[PipPackage]) -> Result<Vec<Component>> {
         .par_iter()
         .map(|d| {
             let dir = root.join(&d.dist_info);
-            let metadata_path = dir.join("METADATA");
+            let metadata_path = envship_spec::python_dists::metadata_path(&dir)
+                .unwrap_or_else(|| dir.join("METADATA"));
             let metadata = fs::read_to_string(&metadata_path)
                 .map_err(PackError::io("reading", &metadata_path))?;
             let headers = metadata_headers(&metadata);

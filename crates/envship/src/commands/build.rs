@@ -31,6 +31,10 @@ pub struct PipArgs {
     /// PyPI mirror for the `pip:` section.
     #[arg(long, value_name = "URL")]
     pub index_url: Option<String>,
+    /// Let pip replace a distribution a conda package installed, as conda does (a warning),
+    /// instead of refusing the build.
+    #[arg(long)]
+    pub allow_pip_overrides: bool,
 }
 
 /// How the build installs: pip's sources and the packages' link scripts (build and ship).
@@ -82,6 +86,7 @@ impl PipArgs {
                 .collect(),
             no_index: self.no_index,
             index_url: self.index_url.clone(),
+            allow_overrides: self.allow_pip_overrides,
         }
     }
 }
@@ -131,6 +136,9 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
                     p.wheel.as_deref().unwrap_or(&p.url)
                 )
                 .into_diagnostic()?;
+            }
+            for line in &pip.overridden {
+                writeln!(out, "  warning: {line} (--allow-pip-overrides)").into_diagnostic()?;
             }
         }
         writeln!(

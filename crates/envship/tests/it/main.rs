@@ -9,6 +9,7 @@ mod interrupt;
 mod lcls_numpy;
 mod link_scripts;
 mod old_kernel;
+mod pip_conda;
 mod ship_python;
 mod snapshots;
 mod target_record;
