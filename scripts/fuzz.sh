@@ -3,10 +3,13 @@
 # seeded from ../shared/fixtures and the repo's examples. Prints a table of runs and exec counts;
 # exits non-zero on the first crash (the reproducer is in fuzz/artifacts/TARGET/).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
+#   scripts/fuzz.sh --build-only     (seed and build, run nothing: CI builds while it tests)
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`); builds into
 # $ENVSHIP_FUZZ_TARGET_DIR (default fuzz/target) so repeated runs reuse the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=false
+if [ "${1:-}" = --build-only ]; then build_only=true; shift; fi
 secs=${1:-60}
 shift || true
 targets=("$@")
@@ -37,6 +40,7 @@ done
 for z in fuzz/seeds/*.zip; do [ -f "$z" ] && cp -n "$z" fuzz/corpus/unpack_zip/; done
 
 "${fuzz[@]}" build --dev "${targets[@]/#/--bin=}" >/dev/null 2>&1 || "${fuzz[@]}" build --dev
+if $build_only; then exit 0; fi
 printf '%-16s %8s %12s %10s\n' target seconds execs exec/s
 for t in "${targets[@]}"; do
   log=$(mktemp)
