@@ -212,6 +212,7 @@ pub async fn build_async(
     // written into every file) and renamed into place, so a failure never leaves a
     // half-installed environment. An existing prefix gets rattler's incremental transaction;
     // if that is interrupted, the next build sees what is missing and repairs it.
+    remove_if_pip_damaged(&prefix)?;
     let fresh = !prefix.join("conda-meta").exists();
     let staging = if fresh {
         let parent = prefix.parent().unwrap_or(Path::new("."));
@@ -317,6 +318,24 @@ pub async fn build_async(
         downloaded_bytes: downloaded.load(Ordering::Relaxed),
         pip,
         seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// A prefix whose conda files an earlier build's pip damaged is made again from the package
+/// cache: which files are whose can no longer be told, and repairing them in place would leave
+/// pip's distribution claiming conda's files.
+fn remove_if_pip_damaged(prefix: &Path) -> Result<(), BuildError> {
+    let Some(packages) = crate::pip_guard::damaged_by_pip(prefix) else {
+        return Ok(());
+    };
+    tracing::warn!(
+        "{}: pip damaged files of {} in the last build; making the prefix again",
+        prefix.display(),
+        packages.join(", ")
+    );
+    fs_err::remove_dir_all(prefix).map_err(|source| BuildError::State {
+        path: prefix.to_path_buf(),
+        source,
     })
 }
 

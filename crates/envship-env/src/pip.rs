@@ -159,10 +159,10 @@ pub enum PipError {
     },
 
     /// pip deleted or changed a file of a conda package it was not replacing.
-    #[error("pip {what} {path}, a file of conda package {package}{more}")]
+    #[error("{path} of conda package {package} was {what} by pip{more}")]
     #[diagnostic(
         code(envship::pip::damaged_conda),
-        help("two distributions install the same files (one from conda, one from pip): keep one of them. The package's record was dropped, so the next build relinks it")
+        help("two distributions install the same files (one from conda, one from pip): keep one of them. Pack refuses this prefix; the next build makes it again from the package cache")
     )]
     DamagedConda {
         /// The conda package.
@@ -545,14 +545,16 @@ fn check_conda_files(
             .filter(|d| !missing_before.contains(d))
             .partition(|d| replacing.iter().any(|r| r.conda_package == d.package));
     if let Some(first) = damaged.first() {
-        // Drop the damaged packages' records: the next build relinks them.
-        for package in damaged
-            .iter()
-            .map(|d| &d.package)
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            let _ = fs_err::remove_file(prefix.join("conda-meta").join(format!("{package}.json")));
-        }
+        // The records stay, so pack refuses this prefix naming the files; the next build
+        // starts the prefix again (pip's files cannot be told from conda's any more).
+        let packages: std::collections::BTreeSet<&str> =
+            damaged.iter().map(|d| d.package.as_str()).collect();
+        let packages: Vec<&str> = packages.into_iter().collect();
+        pip_guard::mark_damaged(prefix, &packages).map_err(|source| PipError::Io {
+            action: "record the damage in",
+            path: prefix.join("conda-meta"),
+            source,
+        })?;
         let more = match damaged.len() - 1 {
             0 => String::new(),
             n => format!(" (and {n} more file(s))"),

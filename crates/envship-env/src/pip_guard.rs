@@ -164,6 +164,24 @@ pub fn prune(prefix: &Path, damaged: &[Damaged]) -> std::io::Result<Vec<String>>
     Ok(changed)
 }
 
+/// Where the damage is recorded. The records stay as they were, so pack refuses the prefix;
+/// the next build starts the prefix again.
+const DAMAGED_FILE: &str = python_dists::PIP_DAMAGED_FILE;
+
+/// Record that pip damaged `packages`' files in this prefix.
+pub fn mark_damaged(prefix: &Path, packages: &[&str]) -> std::io::Result<()> {
+    let mut text = packages.join("\n");
+    text.push('\n');
+    crate::lock::write_atomic(&prefix.join(DAMAGED_FILE), text.as_bytes())
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// The packages an earlier build's pip damaged here, if it did.
+pub fn damaged_by_pip(prefix: &Path) -> Option<Vec<String>> {
+    let text = fs_err::read_to_string(prefix.join(DAMAGED_FILE)).ok()?;
+    Some(text.lines().map(str::to_string).collect())
+}
+
 /// Ask the environment's interpreter where pip installs (`purelib`, `platlib`) and record the
 /// answer in the prefix, so that every later reader finds pip's distributions there, whatever
 /// the interpreter's install scheme (Debian's CPython uses `local/lib/python3.X/dist-packages`).

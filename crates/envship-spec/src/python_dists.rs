@@ -21,6 +21,10 @@ use std::{
 /// (not `*.json`: every JSON file in conda-meta must be a package record).
 pub const SITE_DIRS_FILE: &str = "conda-meta/envship-site-dirs";
 
+/// Where the build records that pip deleted or overwrote files of conda packages (one
+/// `NAME-VERSION-BUILD` a line): pack refuses such a prefix, the next build makes it again.
+pub const PIP_DAMAGED_FILE: &str = "conda-meta/envship-pip-damaged";
+
 /// An installed Python distribution.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Distribution {

@@ -199,6 +199,23 @@ fn refuse(scan: &Scan, opts: &PackOptions) -> Result<()> {
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let pip_damaged = scan.root.join(envship_spec::python_dists::PIP_DAMAGED_FILE);
+    if let (Ok(packages), false) = (
+        std::fs::read_to_string(&pip_damaged),
+        opts.allow_modified_files,
+    ) {
+        let packages: Vec<&str> = packages.lines().filter(|l| !l.is_empty()).collect();
+        return Err(PackError::ManagedFiles {
+            what: "deleted or overwritten by pip (the build's check found it)",
+            count: packages.len(),
+            details: packages
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            flag: "--ignore-modified-files",
+        });
+    }
     if !scan.missing.is_empty() && !opts.allow_missing_files {
         return Err(PackError::ManagedFiles {
             what: "missing",

@@ -83,6 +83,14 @@ fn pack(project: &Path, prefix: &Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// The text without whitespace and miette's frame: miette wraps messages at 80 columns, also
+/// inside words at a `-`.
+fn unwrapped(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_whitespace() && *c != '│')
+        .collect()
+}
+
 fn skip_without_python(test: &str) -> bool {
     if let Some(why) = python::python_unavailable() {
         envship_test_support::skip(test, why);
@@ -107,12 +115,10 @@ fn pip_replacing_a_conda_distribution_is_refused_first_and_allowed_on_request() 
 
     let (code, stdout, stderr) = run(&project, dir.path(), &["build"]);
     assert_eq!(code, 2, "{stdout}\n{stderr}");
-    // miette wraps the message at 80 columns: compare it unwrapped.
-    let words: Vec<&str> = stderr.split_whitespace().filter(|w| *w != "│").collect();
     assert!(
-        words.join(" ").contains(
+        unwrapped(&stderr).contains(&unwrapped(
             "pip would replace psutil 5.9.0 of conda package psutil-5.9.0-pyh0_envship with psutil 6.1.1"
-        ),
+        )),
         "{stderr}"
     );
     assert!(stderr.contains("--allow-pip-overrides"), "{stderr}");
@@ -158,6 +164,46 @@ fn pip_replacing_a_conda_distribution_is_refused_first_and_allowed_on_request() 
     let (code, stdout, stderr) = run(&project, dir.path(), &["build", "--allow-pip-overrides"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("up to date:"), "{stdout}");
+}
+
+#[test]
+fn pip_overwriting_a_conda_file_fails_the_build_and_pack_refuses_the_prefix() {
+    let test = "pip_overwriting_a_conda_file_fails_the_build_and_pack_refuses_the_prefix";
+    if skip_without_python(test) {
+        return;
+    }
+    // A conda package that ships the `psutil` import package under another distribution's
+    // name: pip's psutil is no replacement of it, yet writes over its file.
+    let shim = PackageBuilder::new("psutil-shim", "1.0")
+        .build("pyh0_envship", 0)
+        .noarch_python()
+        .depends("python >=3.7")
+        .file("site-packages/psutil/__init__.py", "# the shim's psutil\n");
+    let channel = python::python_channel();
+    channel.add(&shim, ArchiveFormat::Conda);
+    channel.index();
+    let dir = tempfile::tempdir().unwrap();
+    let project = project(dir.path(), &channel, "  - psutil-shim\n", "psutil==6.1.1");
+    let prefix = project.join(".envship/build/proj");
+    let expected = format!(
+        "{SITE}/psutil/__init__.py of conda package psutil-shim-1.0-pyh0_envship was overwritten by pip"
+    );
+    for attempt in ["first build", "the same build again"] {
+        let (code, stdout, stderr) = run(&project, dir.path(), &["build"]);
+        assert_eq!(code, 2, "{attempt}: {stdout}\n{stderr}");
+        assert!(
+            unwrapped(&stderr).contains(&unwrapped(&expected)),
+            "{attempt}: {stderr}"
+        );
+        // Nothing is packed from that prefix.
+        let (code, text) = pack(&project, &prefix);
+        assert_eq!(code, 2, "{attempt}: {text}");
+        assert!(
+            text.contains("psutil-shim-1.0-pyh0_envship"),
+            "{attempt}: {text}"
+        );
+        assert!(!project.join("dist/proj-1-linux-64.tar.gz").exists());
+    }
 }
 
 #[test]
