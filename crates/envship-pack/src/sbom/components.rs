@@ -1,10 +1,15 @@
 //! The SBOM's components: one per conda record in `conda-meta/*.json`, one per pip
 //! distribution pack found in site-packages (conda's own `*.dist-info` are already left out
 //! there: the conda record names that package).
+//!
+//! A conda package that ships a Python distribution (numpy's `numpy-1.21.6.dist-info`) also
+//! carries that distribution's PyPI identity: a nested component (CycloneDX's "included in the
+//! parent", not a dependency) with its `pkg:pypi` purl, which PyPI advisories are keyed on and
+//! scanners that read CycloneDX (syft/grype, trivy) walk into.
 
-use std::{fs, path::Path};
+use std::{collections::BTreeMap, fs, path::Path};
 
-use envship_spec::conda_meta;
+use envship_spec::{conda_meta, python_dists};
 use packageurl::PackageUrl;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -41,6 +46,9 @@ pub struct Component {
     /// envship's facts (`envship:…` names).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub properties: Vec<Property>,
+    /// What the component includes: a conda package's Python distributions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Component>,
 }
 
 /// A CycloneDX hash.
@@ -123,6 +131,38 @@ fn conda_purl(r: &CondaRecord) -> Result<String> {
     Ok(purl.to_string())
 }
 
+/// `pkg:pypi/NAME@VERSION` with PEP 503's name.
+fn pypi_purl(name: &str, version: &str) -> Result<String> {
+    let mut purl =
+        PackageUrl::new("pypi", normalize_python_name(name)).map_err(purl_error(name))?;
+    purl.with_version(version).map_err(purl_error(name))?;
+    Ok(purl.to_string())
+}
+
+/// The Python distributions of the prefix that conda records own, by package
+/// (`NAME-VERSION-BUILD`), as nested components.
+fn conda_python_distributions(root: &Path) -> Result<BTreeMap<String, Vec<Component>>> {
+    let mut out: BTreeMap<String, Vec<Component>> = BTreeMap::new();
+    let owners = python_dists::conda_owners(root);
+    for d in python_dists::installed(root, &owners) {
+        let Some(package) = d.conda_package else {
+            continue;
+        };
+        out.entry(package).or_default().push(Component {
+            kind: "library",
+            bom_ref: None,
+            purl: Some(pypi_purl(&d.name, &d.version)?),
+            name: d.name,
+            version: Some(d.version),
+            hashes: Vec::new(),
+            licenses: Vec::new(),
+            properties: vec![Property::new("envship:python:dist-info", d.path)],
+            components: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
 /// One component per `conda-meta/*.json`, in record file order.
 pub fn conda(root: &Path) -> Result<Vec<Component>> {
     let meta = root.join("conda-meta");
@@ -131,6 +171,7 @@ pub fn conda(root: &Path) -> Result<Vec<Component>> {
         .ok_or_else(|| PackError::NotAPrefix {
             prefix: root.to_path_buf(),
         })?;
+    let python = conda_python_distributions(root)?;
     paths
         .into_par_iter()
         .map(|path| {
@@ -158,6 +199,10 @@ pub fn conda(root: &Path) -> Result<Vec<Component>> {
                     .map(license::from_text)
                     .unwrap_or_default(),
                 properties: Vec::new(),
+                components: python
+                    .get(&format!("{}-{}-{}", r.name, r.version, r.build))
+                    .cloned()
+                    .unwrap_or_default(),
                 name: r.name,
                 version: Some(r.version),
             })
@@ -283,19 +328,16 @@ pub fn pip(root: &Path, dists: &[PipPackage]) -> Result<Vec<Component>> {
                     Err(e) => return Err(PackError::io("reading", &record)(e)),
                 }
             };
-            let mut purl =
-                PackageUrl::new("pypi", normalize_python_name(&d.name)).map_err(purl_error(&d.name))?;
-            purl.with_version(d.version.as_str())
-                .map_err(purl_error(&d.name))?;
             Ok(Component {
                 kind: "library",
                 bom_ref: None,
                 name: d.name.clone(),
                 version: Some(d.version.clone()),
-                purl: Some(purl.to_string()),
+                purl: Some(pypi_purl(&d.name, &d.version)?),
                 hashes,
                 licenses,
                 properties,
+                components: Vec::new(),
             })
         })
         .collect()

@@ -113,6 +113,7 @@ fn application(name: &str, version: &str, properties: Vec<Property>) -> Componen
         hashes: Vec::new(),
         licenses: Vec::new(),
         properties,
+        components: Vec::new(),
     }
 }
 
@@ -145,13 +146,19 @@ pub fn build(root: &Path, pip: &[PipPackage], about: &About<'_>) -> Result<(Bom,
     let mut all: Vec<Component> = conda.into_iter().chain(pip).collect();
     all.sort_by(|a, b| (&a.purl, &a.name).cmp(&(&b.purl, &b.name)));
     // bom-refs must be unique: the same distribution in two site-packages gets `#2`, `#3`.
+    // A conda package's nested Python distribution may be the same as a pip one: counted in
+    // the same map, after the top level, so that top-level refs do not change.
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for c in &mut all {
+    let mut unique_ref = |c: &mut Component| {
         let base = c.purl.clone().unwrap_or_else(|| c.name.clone());
         let n = seen.entry(base.clone()).or_insert(0);
         *n += 1;
         c.bom_ref = Some(if *n == 1 { base } else { format!("{base}#{n}") });
-    }
+    };
+    all.iter_mut().for_each(&mut unique_ref);
+    all.iter_mut()
+        .flat_map(|c| c.components.iter_mut())
+        .for_each(&mut unique_ref);
 
     let mut target = vec![
         Property::new("envship:target", &about.target.name),
@@ -310,6 +317,52 @@ mod tests {
         assert_eq!(bom.dependencies[0].depends_on.len(), 4);
         let (again, _) = build(root, &pip, &about).expect("sbom");
         assert_eq!(again.serial_number, bom.serial_number);
+    }
+
+    #[test]
+    fn a_conda_packages_python_distribution_has_its_pypi_identity_nested() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        let dist = "lib/python3.9/site-packages/numpy-1.21.6.dist-info";
+        write(
+            &root.join("conda-meta/numpy-1.21.6-py39h0_0.json"),
+            &format!(
+                r#"{{"name":"numpy","version":"1.21.6","build":"py39h0_0",
+                    "files":["{dist}/METADATA","{dist}/INSTALLER"]}}"#
+            ),
+        );
+        write(
+            &root.join(dist).join("METADATA"),
+            "Name: numpy\nVersion: 1.21.6\n",
+        );
+        write(&root.join(dist).join("INSTALLER"), "conda\n");
+        let target = ManifestTarget {
+            name: "lcls-rhel6".into(),
+            subdir: "linux-64".into(),
+            glibc: Some("2.12".into()),
+        };
+        let about = About {
+            name: "e",
+            version: "1",
+            target: &target,
+            timestamp: Some(0),
+        };
+        let (bom, counts) = build(root, &[], &about).expect("sbom");
+        assert_eq!(counts, SbomCounts { conda: 1, pip: 0 });
+        let json = serde_json::to_value(&bom).expect("json");
+        let numpy = &json["components"][0];
+        assert_eq!(numpy["purl"], "pkg:conda/numpy@1.21.6?build=py39h0_0");
+        assert_eq!(
+            numpy["components"],
+            serde_json::json!([{
+                "type": "library",
+                "bom-ref": "pkg:pypi/numpy@1.21.6",
+                "name": "numpy",
+                "version": "1.21.6",
+                "purl": "pkg:pypi/numpy@1.21.6",
+                "properties": [{"name": "envship:python:dist-info", "value": dist}],
+            }])
+        );
     }
 
     #[test]

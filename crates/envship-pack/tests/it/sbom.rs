@@ -213,6 +213,13 @@ fn python_environment_sbom_names_every_package_and_validates() {
         assert_eq!(hash(c, "SHA-256"), sha256.as_deref());
         assert_eq!(hash(c, "MD5"), md5.as_deref());
     }
+    // conda's pip package ships pip's distribution: its PyPI identity is nested in it.
+    let conda_pip = conda.iter().find(|c| c["name"] == "pip").unwrap();
+    let nested = conda_pip["components"]
+        .as_array()
+        .expect("nested components");
+    assert_eq!(nested.len(), 1, "{conda_pip:#}");
+    assert_eq!(nested[0]["purl"], "pkg:pypi/pip@24.0");
     let pypi = components(&bom, "pkg:pypi/");
     let named: BTreeMap<String, String> = pypi
         .iter()
