@@ -25,6 +25,16 @@ pub fn skip(test: &str, reason: impl Display) {
     eprintln!("SKIP {test}: {reason}");
 }
 
+/// The name of the running test, as libtest names the thread it runs each test on
+/// (`module::test_name`); `fallback` when called off a test's thread (e.g. from a thread the test
+/// spawned, or a harness that runs tests on `main`).
+pub fn current_test(fallback: &str) -> String {
+    match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_owned(),
+        _ => fallback.to_owned(),
+    }
+}
+
 /// Skip `test` for something that no machine of this workplace has, CI's included (a running
 /// container engine): printed, never a failure.
 pub fn skip_unavailable_everywhere(test: &str, reason: impl Display) {
@@ -34,6 +44,18 @@ pub fn skip_unavailable_everywhere(test: &str, reason: impl Display) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn current_test_is_the_thread_libtest_runs_the_test_on() {
+        assert_eq!(
+            current_test("fallback"),
+            "skip::tests::current_test_is_the_thread_libtest_runs_the_test_on"
+        );
+        let off_thread = std::thread::spawn(|| current_test("fallback"))
+            .join()
+            .unwrap();
+        assert_eq!(off_thread, "fallback");
+    }
 
     #[test]
     fn ci_flag_values() {
