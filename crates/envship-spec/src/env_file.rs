@@ -105,9 +105,23 @@ pub struct EnvironmentFile {
 /// Errors reading an environment file. Each points at the offending place in the file.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EnvFileError {
-    /// The file could not be read.
+    /// The file named does not exist.
+    #[error("environment file {} does not exist", path.display())]
+    #[diagnostic(
+        code(envship::env_file::missing),
+        help("check the path given with -f (without -f, envship reads environment.yml in the project directory)")
+    )]
+    Missing {
+        /// The path as given.
+        path: PathBuf,
+    },
+
+    /// The file exists but could not be read.
     #[error("cannot read environment file {}", path.display())]
-    #[diagnostic(code(envship::env_file::read), help("pass the file with -f PATH"))]
+    #[diagnostic(
+        code(envship::env_file::read),
+        help("the environment file must be a readable UTF-8 text file")
+    )]
     Read {
         /// The path.
         path: PathBuf,
@@ -212,9 +226,17 @@ pub enum EnvFileError {
 impl EnvironmentFile {
     /// Read and validate a file.
     pub fn from_path(path: &Path) -> Result<Self, EnvFileError> {
-        let text = fs_err::read_to_string(path).map_err(|source| EnvFileError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = fs_err::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                EnvFileError::Missing {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                EnvFileError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
         })?;
         Self::from_str_with_path(&text, path)
     }

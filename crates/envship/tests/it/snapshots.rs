@@ -123,10 +123,6 @@ fn deployments_of_an_empty_root() {
 fn errors_of_common_mistakes() {
     let dir = example("hello");
     let cases: &[(&str, &[&str])] = &[
-        (
-            "error_missing_environment_file",
-            &["check", "-f", "nope.yml"],
-        ),
         ("error_unknown_target", &["check", "--target", "centos5"]),
         ("error_bad_glibc_override", &["check", "--glibc", "two"]),
         (
@@ -142,6 +138,25 @@ fn errors_of_common_mistakes() {
             &["pack", "--prefix", "no-such-env"],
         ),
         ("error_audit_without_build", &["audit"]),
+    ];
+    for (name, args) in cases {
+        let (code, stdout, stderr) = run(dir.path(), args);
+        snap(name, &format!("exit {code}\n{stdout}{stderr}"));
+    }
+}
+
+/// A missing environment file is named when -f named it, and its directory when none was named.
+#[test]
+fn missing_environment_file_errors_fit_the_case() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::create_dir(dir.path().join("empty")).unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "error_named_environment_file_missing",
+            &["check", "-f", "../nope/environment.yml"],
+        ),
+        ("error_no_environment_yml_check", &["check"]),
+        ("error_no_environment_yml_ship_dir", &["ship", "empty"]),
     ];
     for (name, args) in cases {
         let (code, stdout, stderr) = run(dir.path(), args);
