@@ -12,12 +12,16 @@ use std::{
 };
 
 use indexmap::IndexMap;
-use marked_yaml::{Node, Span};
+use marked_yaml::Node;
 use miette::{NamedSource, SourceSpan};
 use rattler_conda_types::{
     EnvironmentYaml, MatchSpec, NamedChannelOrUrl, ParseMatchSpecError, ParseStrictness,
 };
 use serde::Serialize;
+
+mod locate;
+
+use locate::{yaml_error, LineIndex};
 
 /// The source text of an environment file, shared by every diagnostic that points into it.
 pub type EnvSource = Arc<NamedSource<String>>;
@@ -141,9 +145,11 @@ pub enum EnvFileError {
         /// The text.
         #[source_code]
         src: EnvSource,
-        /// Where.
-        #[label("here")]
+        /// Where the parser stopped, or where the construct it could not finish starts.
+        #[label("{label}")]
         at: SourceSpan,
+        /// What is at `at`.
+        label: String,
     },
 
     /// A key has a value of the wrong kind.
@@ -374,6 +380,7 @@ impl EnvironmentFile {
                         .source_span()
                 })
                 .unwrap_or_else(|| SourceSpan::new(0.into(), 0)),
+            label: "here".into(),
         })?;
 
         Ok(Self {
@@ -513,100 +520,6 @@ fn scalar<'a>(
         })
 }
 
-fn yaml_error(
-    e: &marked_yaml::LoadError,
-    path: &Path,
-    source: &EnvSource,
-    index: &LineIndex<'_>,
-) -> EnvFileError {
-    use marked_yaml::LoadError as L;
-    let (marker, message) = match e {
-        L::TopLevelMustBeMapping(m) => (Some(*m), "the top level must be a mapping".to_string()),
-        L::TopLevelMustBeSequence(m) => (Some(*m), "the top level must be a sequence".to_string()),
-        L::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported".to_string()),
-        L::MappingKeyMustBeScalar(m) => {
-            (Some(*m), "mapping keys must be plain strings".to_string())
-        }
-        L::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported".to_string()),
-        L::ScanError(m, s) => (Some(*m), s.info().to_string()),
-        L::DuplicateKey(d) => (
-            d.key.span().start().copied(),
-            format!("duplicate key `{}`", d.key.as_str()),
-        ),
-    };
-    let at = marker
-        .map(|m| index.location_at(m.line(), m.column(), None).source_span())
-        .unwrap_or_else(|| SourceSpan::new(0.into(), 0));
-    EnvFileError::Yaml {
-        path: path.to_path_buf(),
-        message,
-        src: source.clone(),
-        at,
-    }
-}
-
-/// Turns marked-yaml's line/column markers into byte spans.
-struct LineIndex<'a> {
-    text: &'a str,
-    line_starts: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    fn new(text: &'a str) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { text, line_starts }
-    }
-
-    fn location(&self, span: &Span, raw: Option<&str>) -> Location {
-        match span.start() {
-            Some(m) => self.location_at(m.line(), m.column(), raw),
-            None => Location {
-                line: 1,
-                column: 1,
-                span: (0, 0),
-            },
-        }
-    }
-
-    /// `line` and `column` are 1-based; column counts characters.
-    fn location_at(&self, line: usize, column: usize, raw: Option<&str>) -> Location {
-        let line = line.max(1);
-        let start = self
-            .line_starts
-            .get(line - 1)
-            .copied()
-            .unwrap_or(self.text.len());
-        let end = self
-            .line_starts
-            .get(line)
-            .copied()
-            .unwrap_or(self.text.len());
-        let line_text = &self.text[start..end];
-        let col_byte = line_text
-            .char_indices()
-            .nth(column.saturating_sub(1))
-            .map(|(i, _)| i)
-            .unwrap_or(line_text.len());
-        let mut offset = start + col_byte;
-        let mut len = 1;
-        if let Some(raw) = raw {
-            // A quoted scalar starts at its quote; point at the text itself when we can find it.
-            if let Some(pos) = line_text[col_byte..].find(raw) {
-                offset = start + col_byte + pos;
-                len = raw.len().max(1);
-            } else {
-                len = line_text[col_byte..].trim_end().len().max(1);
-            }
-        }
-        Location {
-            line,
-            column: self.text[start..offset].chars().count() + 1,
-            span: (offset, len.min(self.text.len().saturating_sub(offset))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,6 +569,19 @@ mod tests {
     fn glob_versions_are_not_templates() {
         parse("dependencies:\n  - python=3.*\n  - numpy=*\n  - openssl=1.1.1*=h*\n")
             .expect("valid");
+    }
+
+    #[test]
+    fn syntax_error_at_the_end_points_at_the_unfinished_construct() {
+        let text = "dependencies:\n  - numpy\n  - python: [3.9\n  - pip\n";
+        match parse(text).expect_err("yaml") {
+            EnvFileError::Yaml { at, label, .. } => {
+                assert_eq!(at.offset(), text.find('[').expect("a ["), "{label}");
+                assert_eq!(at.len(), "[3.9".len());
+                assert!(label.contains("never closed"), "{label}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

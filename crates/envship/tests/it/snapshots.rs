@@ -163,3 +163,22 @@ fn missing_environment_file_errors_fit_the_case() {
         snap(name, &format!("exit {code}\n{stdout}{stderr}"));
     }
 }
+
+/// Run envship in a temp dir whose environment.yml is `text`; the rendered error.
+fn error_of(text: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("environment.yml"), text).unwrap();
+    let (code, stdout, stderr) = run(dir.path(), args);
+    format!("exit {code}\n{stdout}{stderr}")
+}
+
+/// A flow sequence left open on line 6 of 7: the parser runs into the end of the file, and the
+/// error points at the `[` it could not close.
+#[test]
+fn yaml_error_points_at_the_unclosed_construct() {
+    let text = "name: demo\nchannels:\n  - conda-forge\ndependencies:\n  - numpy\n  - python: [3.9\n  - pip\n";
+    snap(
+        "error_yaml_unclosed_flow_sequence",
+        &error_of(text, &["check"]),
+    );
+}
