@@ -171,7 +171,7 @@ pub enum EnvFileError {
     },
 
     /// A dependency is not a valid conda match spec.
-    #[error("invalid dependency `{raw}`: {source}")]
+    #[error("invalid dependency `{raw}`")]
     #[diagnostic(
         code(envship::env_file::bad_spec),
         help("conda specs look like `numpy`, `numpy=1.26`, `numpy>=1.20,<2`, `numpy=1.26=py311*` or `conda-forge::numpy`")
@@ -188,6 +188,20 @@ pub enum EnvFileError {
         /// Where.
         #[label("not a valid match spec")]
         at: SourceSpan,
+    },
+
+    /// More than one dependency is invalid: each is reported with its place.
+    #[error("{count} dependencies are invalid")]
+    #[diagnostic(
+        code(envship::env_file::bad_specs),
+        help("conda specs look like `numpy`, `numpy=1.26`, `numpy>=1.20,<2`, `numpy=1.26=py311*` or `conda-forge::numpy`")
+    )]
+    BadSpecs {
+        /// How many.
+        count: usize,
+        /// One error per invalid dependency, in file order.
+        #[related]
+        each: Vec<InvalidDependency>,
     },
 
     /// A dependency still holds a template placeholder instead of a version.
@@ -229,6 +243,33 @@ pub enum EnvFileError {
     },
 }
 
+/// One of several invalid dependencies ([`EnvFileError::BadSpecs`]): its error, less the advice
+/// on match spec syntax that the group gives once.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct InvalidDependency(pub EnvFileError);
+
+impl miette::Diagnostic for InvalidDependency {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.code()
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        match self.0 {
+            EnvFileError::BadSpec { .. } => None,
+            _ => self.0.help(),
+        }
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
+    }
+}
+
 impl EnvironmentFile {
     /// Read and validate a file.
     pub fn from_path(path: &Path) -> Result<Self, EnvFileError> {
@@ -265,11 +306,9 @@ impl EnvironmentFile {
             at: index.location(root.span(), None).source_span(),
         })?;
 
-        let mut warnings = Vec::new();
         let mut name = None;
         let mut channels = Vec::new();
-        let mut dependencies = Vec::new();
-        let mut pip = Vec::new();
+        let mut entries = Entries::default();
         let mut variables = IndexMap::new();
 
         for (key, value) in root.iter() {
@@ -278,7 +317,7 @@ impl EnvironmentFile {
                 "name" => {
                     name = Some(scalar(value, "name", &source, &index)?.to_string());
                 }
-                "prefix" => warnings.push(EnvFileWarning {
+                "prefix" => entries.warnings.push(EnvFileWarning {
                     message:
                         "`prefix:` is ignored: envship builds into its own prefix (see --prefix)"
                             .into(),
@@ -304,48 +343,7 @@ impl EnvironmentFile {
                         });
                     }
                 }
-                "dependencies" => {
-                    for node in sequence(value, "dependencies", &source, &index)? {
-                        match node {
-                            Node::Scalar(s) => {
-                                let raw = s.as_str();
-                                let loc = index.location(node.span(), Some(raw));
-                                dependencies.push(parse_dependency(raw, loc, &source)?);
-                            }
-                            Node::Mapping(m) => {
-                                for (sub, list) in m.iter() {
-                                    let sub_loc = index.location(sub.span(), Some(sub.as_str()));
-                                    if sub.as_str() != "pip" {
-                                        warnings.push(EnvFileWarning {
-                                            message: format!(
-                                                "subsection `{}:` is ignored: only `pip:` is supported (as in conda)",
-                                                sub.as_str()
-                                            ),
-                                            location: Some(sub_loc),
-                                        });
-                                        continue;
-                                    }
-                                    for entry in sequence(list, "pip", &source, &index)? {
-                                        let raw = scalar(entry, "pip", &source, &index)?;
-                                        pip.push(PipDependency {
-                                            raw: raw.to_string(),
-                                            location: index.location(entry.span(), Some(raw)),
-                                        });
-                                    }
-                                }
-                            }
-                            Node::Sequence(_) => {
-                                return Err(EnvFileError::Shape {
-                                    key: "dependencies".into(),
-                                    expected: "a spec or a `pip:` list",
-                                    help: "write each dependency as `- name=version`".into(),
-                                    src: source.clone(),
-                                    at: index.location(node.span(), None).source_span(),
-                                })
-                            }
-                        }
-                    }
-                }
+                "dependencies" => read_dependencies(value, &source, &index, &mut entries)?,
                 "variables" => {
                     let map = value.as_mapping().ok_or_else(|| EnvFileError::Shape {
                         key: "variables".into(),
@@ -359,11 +357,22 @@ impl EnvironmentFile {
                         variables.insert(k.as_str().to_string(), v.to_string());
                     }
                 }
-                other => warnings.push(EnvFileWarning {
+                other => entries.warnings.push(EnvFileWarning {
                     message: format!("unknown key `{other}` is ignored"),
                     location: Some(key_loc),
                 }),
             }
+        }
+
+        let mut bad = std::mem::take(&mut entries.bad);
+        if bad.len() > 1 {
+            return Err(EnvFileError::BadSpecs {
+                count: bad.len(),
+                each: bad.into_iter().map(InvalidDependency).collect(),
+            });
+        }
+        if let Some(e) = bad.pop() {
+            return Err(e);
         }
 
         // rattler's reading of the same text is the reference for the semantics; every entry
@@ -389,10 +398,10 @@ impl EnvironmentFile {
             yaml,
             name,
             channels,
-            dependencies,
-            pip,
+            dependencies: entries.dependencies,
+            pip: entries.pip,
             variables,
-            warnings,
+            warnings: entries.warnings,
         })
     }
 
@@ -425,6 +434,69 @@ impl EnvironmentFile {
                 .is_some_and(|n| n.as_normalized() == name)
         })
     }
+}
+
+/// What the `dependencies:` list holds, and what is wrong with it so far.
+#[derive(Default)]
+struct Entries {
+    dependencies: Vec<CondaDependency>,
+    pip: Vec<PipDependency>,
+    warnings: Vec<EnvFileWarning>,
+    /// Every invalid conda spec, to report them all at once.
+    bad: Vec<EnvFileError>,
+}
+
+/// The `dependencies:` list: conda specs (each invalid one is kept in `entries.bad`, and the
+/// rest read on) and the `pip:` subsection.
+fn read_dependencies(
+    value: &Node,
+    source: &EnvSource,
+    index: &LineIndex<'_>,
+    entries: &mut Entries,
+) -> Result<(), EnvFileError> {
+    for node in sequence(value, "dependencies", source, index)? {
+        match node {
+            Node::Scalar(s) => {
+                let raw = s.as_str();
+                let loc = index.location(node.span(), Some(raw));
+                match parse_dependency(raw, loc, source) {
+                    Ok(dep) => entries.dependencies.push(dep),
+                    Err(e) => entries.bad.push(e),
+                }
+            }
+            Node::Mapping(m) => {
+                for (sub, list) in m.iter() {
+                    if sub.as_str() != "pip" {
+                        entries.warnings.push(EnvFileWarning {
+                            message: format!(
+                                "subsection `{}:` is ignored: only `pip:` is supported (as in conda)",
+                                sub.as_str()
+                            ),
+                            location: Some(index.location(sub.span(), Some(sub.as_str()))),
+                        });
+                        continue;
+                    }
+                    for entry in sequence(list, "pip", source, index)? {
+                        let raw = scalar(entry, "pip", source, index)?;
+                        entries.pip.push(PipDependency {
+                            raw: raw.to_string(),
+                            location: index.location(entry.span(), Some(raw)),
+                        });
+                    }
+                }
+            }
+            Node::Sequence(_) => {
+                return Err(EnvFileError::Shape {
+                    key: "dependencies".into(),
+                    expected: "a spec or a `pip:` list",
+                    help: "write each dependency as `- name=version`".into(),
+                    src: source.clone(),
+                    at: index.location(node.span(), None).source_span(),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_dependency(
@@ -569,6 +641,24 @@ mod tests {
     fn glob_versions_are_not_templates() {
         parse("dependencies:\n  - python=3.*\n  - numpy=*\n  - openssl=1.1.1*=h*\n")
             .expect("valid");
+    }
+
+    #[test]
+    fn every_bad_spec_is_collected() {
+        let e =
+            parse("dependencies:\n  - python>=>3\n  - numpy\n  - zlib >=<1\n").expect_err("bad");
+        match &e {
+            EnvFileError::BadSpecs { count, each } => {
+                assert_eq!(*count, 2);
+                assert!(
+                    matches!(&each[0].0, EnvFileError::BadSpec { raw, .. } if raw == "python>=>3")
+                );
+                assert!(
+                    matches!(&each[1].0, EnvFileError::BadSpec { raw, .. } if raw == "zlib >=<1")
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

@@ -182,3 +182,10 @@ fn yaml_error_points_at_the_unclosed_construct() {
         &error_of(text, &["check"]),
     );
 }
+
+/// Every invalid spec is reported in one run, each at its line.
+#[test]
+fn every_invalid_spec_is_reported_at_once() {
+    let text = "name: demo\ndependencies:\n  - numpy\n  - python>=>3\n  - zlib\n  - scipy >=<1.2\n  - openssl <<1.1\n";
+    snap("error_three_invalid_specs", &error_of(text, &["check"]));
+}
