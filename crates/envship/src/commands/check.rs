@@ -71,6 +71,7 @@ pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
         warnings: f
             .warnings
             .iter()
+            .chain(&envship_spec::pip_entries::refused_pip_entries(&f.pip))
             .map(|w| match &w.location {
                 Some(l) => format!("line {}: {}", l.line, w.message),
                 None => w.message.clone(),

@@ -189,3 +189,17 @@ fn every_invalid_spec_is_reported_at_once() {
     let text = "name: demo\ndependencies:\n  - numpy\n  - python>=>3\n  - zlib\n  - scipy >=<1.2\n  - openssl <<1.1\n";
     snap("error_three_invalid_specs", &error_of(text, &["check"]));
 }
+
+/// check names each pip entry build will refuse (the fixture's `git+https://` entries).
+#[test]
+fn check_warns_about_pip_entries_build_refuses() {
+    let fixture =
+        envship_test_support::fixture("envs/slaclab__lcls-python3.8-env__environment.yml");
+    let text = fs_err::read_to_string(fixture).unwrap();
+    let out = error_of(&text, &["check"]);
+    let warnings: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("exit") || l.starts_with("warning:") || *l == "ok")
+        .collect();
+    snap("check_pip_entries_build_refuses", &warnings.join("\n"));
+}
