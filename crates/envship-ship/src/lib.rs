@@ -13,5 +13,7 @@ mod project;
 mod report;
 
 pub use pipeline::{ship, Reporter, ShipError, ShipFailed, ShipOptions};
-pub use project::{default_version_in, target_in_dir, Project, ProjectError, TargetRequest};
+pub use project::{
+    default_version_in, target_in_dir, Project, ProjectError, TargetRequest, DEFAULT_ENV_FILE,
+};
 pub use report::{ShipReport, Stage, StageDetail, StageResult};

@@ -9,6 +9,9 @@ use envship_spec::{
     TargetOverrides,
 };
 
+/// The environment file read when the caller names none.
+pub const DEFAULT_ENV_FILE: &str = "environment.yml";
+
 /// How the caller asked for a target: a profile name (`--target`) and field overrides.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TargetRequest {
@@ -66,6 +69,17 @@ pub enum ProjectError {
     #[diagnostic(transparent)]
     Target(#[from] TargetError),
 
+    /// No file was named and the project directory has no environment.yml.
+    #[error("no {DEFAULT_ENV_FILE} in {}", dir.display())]
+    #[diagnostic(
+        code(envship::project::no_environment_file),
+        help("run envship in the project's directory, or name its environment file with -f FILE")
+    )]
+    NoEnvironmentFile {
+        /// The directory searched.
+        dir: PathBuf,
+    },
+
     /// The imported lock standing in for a missing environment.yml cannot be read.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -111,11 +125,34 @@ pub struct Project {
 }
 
 impl Project {
-    /// Load the file, its config and the target; warnings about the file go to the log.
-    ///
     /// A project without environment.yml whose envship.lock was imported (`envship lock
     /// --from`) is that lock: the file is stood in for by
     /// [`envship_env::lock::imported_environment_file`].
+    /// Load the project in `dir` from its environment.yml, the file no one named: when it is
+    /// missing (and no imported lock stands in for it) the error says so about `dir`.
+    pub fn load_in_dir(dir: &Path, request: &TargetRequest) -> Result<Self, ProjectError> {
+        let file = if dir.as_os_str().is_empty() {
+            PathBuf::from(DEFAULT_ENV_FILE)
+        } else {
+            dir.join(DEFAULT_ENV_FILE)
+        };
+        Self::load(&file, request).map_err(|e| match e {
+            ProjectError::EnvFile(EnvFileError::Missing { .. }) => {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                ProjectError::NoEnvironmentFile {
+                    dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+                }
+            }
+            e => e,
+        })
+    }
+
+    /// Load the file the caller named, its config and the target; warnings about the file go
+    /// to the log.
     pub fn load(file: &Path, request: &TargetRequest) -> Result<Self, ProjectError> {
         let env_file = match EnvironmentFile::from_path(file) {
             Ok(f) => f,

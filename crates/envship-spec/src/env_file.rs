@@ -12,12 +12,16 @@ use std::{
 };
 
 use indexmap::IndexMap;
-use marked_yaml::{Node, Span};
+use marked_yaml::Node;
 use miette::{NamedSource, SourceSpan};
 use rattler_conda_types::{
     EnvironmentYaml, MatchSpec, NamedChannelOrUrl, ParseMatchSpecError, ParseStrictness,
 };
 use serde::Serialize;
+
+mod locate;
+
+use locate::{yaml_error, LineIndex};
 
 /// The source text of an environment file, shared by every diagnostic that points into it.
 pub type EnvSource = Arc<NamedSource<String>>;
@@ -105,9 +109,23 @@ pub struct EnvironmentFile {
 /// Errors reading an environment file. Each points at the offending place in the file.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EnvFileError {
-    /// The file could not be read.
+    /// The file named does not exist.
+    #[error("environment file {} does not exist", path.display())]
+    #[diagnostic(
+        code(envship::env_file::missing),
+        help("check the path given with -f (without -f, envship reads environment.yml in the project directory)")
+    )]
+    Missing {
+        /// The path as given.
+        path: PathBuf,
+    },
+
+    /// The file exists but could not be read.
     #[error("cannot read environment file {}", path.display())]
-    #[diagnostic(code(envship::env_file::read), help("pass the file with -f PATH"))]
+    #[diagnostic(
+        code(envship::env_file::read),
+        help("the environment file must be a readable UTF-8 text file")
+    )]
     Read {
         /// The path.
         path: PathBuf,
@@ -127,9 +145,11 @@ pub enum EnvFileError {
         /// The text.
         #[source_code]
         src: EnvSource,
-        /// Where.
-        #[label("here")]
+        /// Where the parser stopped, or where the construct it could not finish starts.
+        #[label("{label}")]
         at: SourceSpan,
+        /// What is at `at`.
+        label: String,
     },
 
     /// A key has a value of the wrong kind.
@@ -151,7 +171,7 @@ pub enum EnvFileError {
     },
 
     /// A dependency is not a valid conda match spec.
-    #[error("invalid dependency `{raw}`: {source}")]
+    #[error("invalid dependency `{raw}`")]
     #[diagnostic(
         code(envship::env_file::bad_spec),
         help("conda specs look like `numpy`, `numpy=1.26`, `numpy>=1.20,<2`, `numpy=1.26=py311*` or `conda-forge::numpy`")
@@ -168,6 +188,20 @@ pub enum EnvFileError {
         /// Where.
         #[label("not a valid match spec")]
         at: SourceSpan,
+    },
+
+    /// More than one dependency is invalid: each is reported with its place.
+    #[error("{count} dependencies are invalid")]
+    #[diagnostic(
+        code(envship::env_file::bad_specs),
+        help("conda specs look like `numpy`, `numpy=1.26`, `numpy>=1.20,<2`, `numpy=1.26=py311*` or `conda-forge::numpy`")
+    )]
+    BadSpecs {
+        /// How many.
+        count: usize,
+        /// One error per invalid dependency, in file order.
+        #[related]
+        each: Vec<InvalidDependency>,
     },
 
     /// A dependency still holds a template placeholder instead of a version.
@@ -209,12 +243,47 @@ pub enum EnvFileError {
     },
 }
 
+/// One of several invalid dependencies ([`EnvFileError::BadSpecs`]): its error, less the advice
+/// on match spec syntax that the group gives once.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct InvalidDependency(pub EnvFileError);
+
+impl miette::Diagnostic for InvalidDependency {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.code()
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        match self.0 {
+            EnvFileError::BadSpec { .. } => None,
+            _ => self.0.help(),
+        }
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
+    }
+}
+
 impl EnvironmentFile {
     /// Read and validate a file.
     pub fn from_path(path: &Path) -> Result<Self, EnvFileError> {
-        let text = fs_err::read_to_string(path).map_err(|source| EnvFileError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = fs_err::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                EnvFileError::Missing {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                EnvFileError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
         })?;
         Self::from_str_with_path(&text, path)
     }
@@ -237,11 +306,9 @@ impl EnvironmentFile {
             at: index.location(root.span(), None).source_span(),
         })?;
 
-        let mut warnings = Vec::new();
         let mut name = None;
         let mut channels = Vec::new();
-        let mut dependencies = Vec::new();
-        let mut pip = Vec::new();
+        let mut entries = Entries::default();
         let mut variables = IndexMap::new();
 
         for (key, value) in root.iter() {
@@ -250,7 +317,7 @@ impl EnvironmentFile {
                 "name" => {
                     name = Some(scalar(value, "name", &source, &index)?.to_string());
                 }
-                "prefix" => warnings.push(EnvFileWarning {
+                "prefix" => entries.warnings.push(EnvFileWarning {
                     message:
                         "`prefix:` is ignored: envship builds into its own prefix (see --prefix)"
                             .into(),
@@ -276,48 +343,7 @@ impl EnvironmentFile {
                         });
                     }
                 }
-                "dependencies" => {
-                    for node in sequence(value, "dependencies", &source, &index)? {
-                        match node {
-                            Node::Scalar(s) => {
-                                let raw = s.as_str();
-                                let loc = index.location(node.span(), Some(raw));
-                                dependencies.push(parse_dependency(raw, loc, &source)?);
-                            }
-                            Node::Mapping(m) => {
-                                for (sub, list) in m.iter() {
-                                    let sub_loc = index.location(sub.span(), Some(sub.as_str()));
-                                    if sub.as_str() != "pip" {
-                                        warnings.push(EnvFileWarning {
-                                            message: format!(
-                                                "subsection `{}:` is ignored: only `pip:` is supported (as in conda)",
-                                                sub.as_str()
-                                            ),
-                                            location: Some(sub_loc),
-                                        });
-                                        continue;
-                                    }
-                                    for entry in sequence(list, "pip", &source, &index)? {
-                                        let raw = scalar(entry, "pip", &source, &index)?;
-                                        pip.push(PipDependency {
-                                            raw: raw.to_string(),
-                                            location: index.location(entry.span(), Some(raw)),
-                                        });
-                                    }
-                                }
-                            }
-                            Node::Sequence(_) => {
-                                return Err(EnvFileError::Shape {
-                                    key: "dependencies".into(),
-                                    expected: "a spec or a `pip:` list",
-                                    help: "write each dependency as `- name=version`".into(),
-                                    src: source.clone(),
-                                    at: index.location(node.span(), None).source_span(),
-                                })
-                            }
-                        }
-                    }
-                }
+                "dependencies" => read_dependencies(value, &source, &index, &mut entries)?,
                 "variables" => {
                     let map = value.as_mapping().ok_or_else(|| EnvFileError::Shape {
                         key: "variables".into(),
@@ -331,11 +357,22 @@ impl EnvironmentFile {
                         variables.insert(k.as_str().to_string(), v.to_string());
                     }
                 }
-                other => warnings.push(EnvFileWarning {
+                other => entries.warnings.push(EnvFileWarning {
                     message: format!("unknown key `{other}` is ignored"),
                     location: Some(key_loc),
                 }),
             }
+        }
+
+        let mut bad = std::mem::take(&mut entries.bad);
+        if bad.len() > 1 {
+            return Err(EnvFileError::BadSpecs {
+                count: bad.len(),
+                each: bad.into_iter().map(InvalidDependency).collect(),
+            });
+        }
+        if let Some(e) = bad.pop() {
+            return Err(e);
         }
 
         // rattler's reading of the same text is the reference for the semantics; every entry
@@ -352,6 +389,7 @@ impl EnvironmentFile {
                         .source_span()
                 })
                 .unwrap_or_else(|| SourceSpan::new(0.into(), 0)),
+            label: "here".into(),
         })?;
 
         Ok(Self {
@@ -360,10 +398,10 @@ impl EnvironmentFile {
             yaml,
             name,
             channels,
-            dependencies,
-            pip,
+            dependencies: entries.dependencies,
+            pip: entries.pip,
             variables,
-            warnings,
+            warnings: entries.warnings,
         })
     }
 
@@ -396,6 +434,69 @@ impl EnvironmentFile {
                 .is_some_and(|n| n.as_normalized() == name)
         })
     }
+}
+
+/// What the `dependencies:` list holds, and what is wrong with it so far.
+#[derive(Default)]
+struct Entries {
+    dependencies: Vec<CondaDependency>,
+    pip: Vec<PipDependency>,
+    warnings: Vec<EnvFileWarning>,
+    /// Every invalid conda spec, to report them all at once.
+    bad: Vec<EnvFileError>,
+}
+
+/// The `dependencies:` list: conda specs (each invalid one is kept in `entries.bad`, and the
+/// rest read on) and the `pip:` subsection.
+fn read_dependencies(
+    value: &Node,
+    source: &EnvSource,
+    index: &LineIndex<'_>,
+    entries: &mut Entries,
+) -> Result<(), EnvFileError> {
+    for node in sequence(value, "dependencies", source, index)? {
+        match node {
+            Node::Scalar(s) => {
+                let raw = s.as_str();
+                let loc = index.location(node.span(), Some(raw));
+                match parse_dependency(raw, loc, source) {
+                    Ok(dep) => entries.dependencies.push(dep),
+                    Err(e) => entries.bad.push(e),
+                }
+            }
+            Node::Mapping(m) => {
+                for (sub, list) in m.iter() {
+                    if sub.as_str() != "pip" {
+                        entries.warnings.push(EnvFileWarning {
+                            message: format!(
+                                "subsection `{}:` is ignored: only `pip:` is supported (as in conda)",
+                                sub.as_str()
+                            ),
+                            location: Some(index.location(sub.span(), Some(sub.as_str()))),
+                        });
+                        continue;
+                    }
+                    for entry in sequence(list, "pip", source, index)? {
+                        let raw = scalar(entry, "pip", source, index)?;
+                        entries.pip.push(PipDependency {
+                            raw: raw.to_string(),
+                            location: index.location(entry.span(), Some(raw)),
+                        });
+                    }
+                }
+            }
+            Node::Sequence(_) => {
+                return Err(EnvFileError::Shape {
+                    key: "dependencies".into(),
+                    expected: "a spec or a `pip:` list",
+                    help: "write each dependency as `- name=version`".into(),
+                    src: source.clone(),
+                    at: index.location(node.span(), None).source_span(),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_dependency(
@@ -491,100 +592,6 @@ fn scalar<'a>(
         })
 }
 
-fn yaml_error(
-    e: &marked_yaml::LoadError,
-    path: &Path,
-    source: &EnvSource,
-    index: &LineIndex<'_>,
-) -> EnvFileError {
-    use marked_yaml::LoadError as L;
-    let (marker, message) = match e {
-        L::TopLevelMustBeMapping(m) => (Some(*m), "the top level must be a mapping".to_string()),
-        L::TopLevelMustBeSequence(m) => (Some(*m), "the top level must be a sequence".to_string()),
-        L::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported".to_string()),
-        L::MappingKeyMustBeScalar(m) => {
-            (Some(*m), "mapping keys must be plain strings".to_string())
-        }
-        L::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported".to_string()),
-        L::ScanError(m, s) => (Some(*m), s.info().to_string()),
-        L::DuplicateKey(d) => (
-            d.key.span().start().copied(),
-            format!("duplicate key `{}`", d.key.as_str()),
-        ),
-    };
-    let at = marker
-        .map(|m| index.location_at(m.line(), m.column(), None).source_span())
-        .unwrap_or_else(|| SourceSpan::new(0.into(), 0));
-    EnvFileError::Yaml {
-        path: path.to_path_buf(),
-        message,
-        src: source.clone(),
-        at,
-    }
-}
-
-/// Turns marked-yaml's line/column markers into byte spans.
-struct LineIndex<'a> {
-    text: &'a str,
-    line_starts: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    fn new(text: &'a str) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { text, line_starts }
-    }
-
-    fn location(&self, span: &Span, raw: Option<&str>) -> Location {
-        match span.start() {
-            Some(m) => self.location_at(m.line(), m.column(), raw),
-            None => Location {
-                line: 1,
-                column: 1,
-                span: (0, 0),
-            },
-        }
-    }
-
-    /// `line` and `column` are 1-based; column counts characters.
-    fn location_at(&self, line: usize, column: usize, raw: Option<&str>) -> Location {
-        let line = line.max(1);
-        let start = self
-            .line_starts
-            .get(line - 1)
-            .copied()
-            .unwrap_or(self.text.len());
-        let end = self
-            .line_starts
-            .get(line)
-            .copied()
-            .unwrap_or(self.text.len());
-        let line_text = &self.text[start..end];
-        let col_byte = line_text
-            .char_indices()
-            .nth(column.saturating_sub(1))
-            .map(|(i, _)| i)
-            .unwrap_or(line_text.len());
-        let mut offset = start + col_byte;
-        let mut len = 1;
-        if let Some(raw) = raw {
-            // A quoted scalar starts at its quote; point at the text itself when we can find it.
-            if let Some(pos) = line_text[col_byte..].find(raw) {
-                offset = start + col_byte + pos;
-                len = raw.len().max(1);
-            } else {
-                len = line_text[col_byte..].trim_end().len().max(1);
-            }
-        }
-        Location {
-            line,
-            column: self.text[start..offset].chars().count() + 1,
-            span: (offset, len.min(self.text.len().saturating_sub(offset))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,6 +641,37 @@ mod tests {
     fn glob_versions_are_not_templates() {
         parse("dependencies:\n  - python=3.*\n  - numpy=*\n  - openssl=1.1.1*=h*\n")
             .expect("valid");
+    }
+
+    #[test]
+    fn every_bad_spec_is_collected() {
+        let e =
+            parse("dependencies:\n  - python>=>3\n  - numpy\n  - zlib >=<1\n").expect_err("bad");
+        match &e {
+            EnvFileError::BadSpecs { count, each } => {
+                assert_eq!(*count, 2);
+                assert!(
+                    matches!(&each[0].0, EnvFileError::BadSpec { raw, .. } if raw == "python>=>3")
+                );
+                assert!(
+                    matches!(&each[1].0, EnvFileError::BadSpec { raw, .. } if raw == "zlib >=<1")
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_error_at_the_end_points_at_the_unfinished_construct() {
+        let text = "dependencies:\n  - numpy\n  - python: [3.9\n  - pip\n";
+        match parse(text).expect_err("yaml") {
+            EnvFileError::Yaml { at, label, .. } => {
+                assert_eq!(at.offset(), text.find('[').expect("a ["), "{label}");
+                assert_eq!(at.len(), "[3.9".len());
+                assert!(label.contains("never closed"), "{label}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod digest;
 pub mod env_file;
 pub mod output;
+pub mod pip_entries;
 pub mod progress;
 pub mod python_dists;
 pub mod target;

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use deadline::{ChildDeadline, Deadline};
 pub use package::{ArchiveFormat, PackageBuilder, PlaceholderMode};
-pub use skip::{in_ci, skip, skip_unavailable_everywhere};
+pub use skip::{current_test, in_ci, skip, skip_unavailable_everywhere};
 
 /// The workspace root (where `Cargo.toml` with `[workspace]` is).
 pub fn workspace_root() -> PathBuf {

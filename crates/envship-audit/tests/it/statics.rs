@@ -14,7 +14,7 @@ use std::{path::Path, process::Command};
 use envship_audit::Check;
 use envship_test_support::skip;
 
-use crate::support::{audit_for, compile, errors, have, of_check, rel_message};
+use crate::support::{audit_for, compile, errors, have, installed, of_check, rel_message};
 
 const HELLO: &str = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n";
 const NSS: &str = "#include <pwd.h>\n#include <stdio.h>\nint main(void){struct passwd *p = getpwnam(\"root\"); printf(\"%s\\n\", p ? p->pw_dir : \"?\"); return 0;}\n";
@@ -39,7 +39,7 @@ fn static_musl_and_freestanding_executables_pass_lcls_rhel6() {
     if !have("gcc") {
         return;
     }
-    if !have("musl-gcc") {
+    if !installed("musl-gcc") {
         skip(
             test,
             "musl-gcc is not installed (apt-get install musl-tools)",

@@ -55,14 +55,21 @@ pub fn of_check(report: &AuditReport, check: Check) -> Vec<&Finding> {
         .collect()
 }
 
-pub fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
+/// Whether `tool --version` runs.
+pub fn installed(tool: &str) -> bool {
+    Command::new(tool)
         .arg("--version")
         .output_in_time()
         .map(|o| o.status.success())
-        .unwrap_or(false);
+        .unwrap_or(false)
+}
+
+/// Whether `tool` runs; when not, the running test (named by its thread) is skipped.
+pub fn have(tool: &str) -> bool {
+    let ok = installed(tool);
     if !ok {
-        envship_test_support::skip("audit test", format!("`{tool}` is not installed"));
+        let test = envship_test_support::current_test("audit test");
+        envship_test_support::skip(&test, format!("`{tool}` is not installed"));
     }
     ok
 }

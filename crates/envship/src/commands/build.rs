@@ -111,7 +111,7 @@ pub struct Args {
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
-    let project = Project::load(&args.file.file, &args.target.request())?;
+    let project = args.file.load(&args.target.request())?;
     let request = BuildRequest {
         prefix: project.build_prefix(args.prefix.clone()),
         lock: args.lock.request(&project, None)?,

@@ -7,11 +7,7 @@ use envship_env::channels;
 use miette::IntoDiagnostic;
 use serde::Serialize;
 
-use crate::{
-    project::{FileArgs, Project},
-    target_args::TargetArgs,
-    GlobalArgs,
-};
+use crate::{project::FileArgs, target_args::TargetArgs, GlobalArgs};
 
 /// Validate the project without solving.
 #[derive(clap::Args, Debug)]
@@ -43,7 +39,7 @@ struct Request {
 }
 
 pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
-    let project = Project::load(&args.file.file, &args.target.request())?;
+    let project = args.file.load(&args.target.request())?;
     let alias = args
         .channel_alias
         .as_deref()
@@ -75,6 +71,7 @@ pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
         warnings: f
             .warnings
             .iter()
+            .chain(&envship_spec::pip_entries::refused_pip_entries(&f.pip))
             .map(|w| match &w.location {
                 Some(l) => format!("line {}: {}", l.line, w.message),
                 None => w.message.clone(),

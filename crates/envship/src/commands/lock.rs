@@ -107,7 +107,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     if let Some(from) = &args.from {
         return import(&args, from, global);
     }
-    let project = Project::load(&args.file.file, &args.target.request())?;
+    let project = args.file.load(&args.target.request())?;
     let request = args.lock.request(&project, args.explicit.clone())?;
     let bars = Bars::new(global.quiet);
     let outcome = lock(&project.env_file, &project.target, &request, &bars)?;
@@ -142,9 +142,8 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
 
 /// `lock --from`: import another tool's lock as envship.lock for the target.
 fn import(args: &Args, from: &Path, global: &GlobalArgs) -> miette::Result<ExitCode> {
-    let dir = args
-        .file
-        .file
+    let file = args.file.path();
+    let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));

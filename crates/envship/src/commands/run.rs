@@ -4,10 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use miette::IntoDiagnostic;
 
-use crate::{
-    project::{FileArgs, Project},
-    GlobalArgs,
-};
+use crate::{project::FileArgs, GlobalArgs};
 
 /// Run a command inside the activated environment.
 #[derive(clap::Args, Debug)]
@@ -27,7 +24,7 @@ pub fn resolve_prefix(file: &FileArgs, prefix: Option<PathBuf>) -> miette::Resul
     match prefix {
         Some(p) => std::path::absolute(&p).into_diagnostic(),
         None => {
-            let project = Project::load(&file.file, &Default::default())?;
+            let project = file.load(&Default::default())?;
             Ok(project.build_prefix(None))
         }
     }

@@ -21,14 +21,9 @@ pub struct Args {
     /// The project directory (with environment.yml and the test script).
     #[arg(default_value = ".", value_name = "DIR")]
     dir: PathBuf,
-    /// The environment file, relative to DIR.
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "environment.yml",
-        value_name = "FILE"
-    )]
-    file: PathBuf,
+    /// The environment file, relative to DIR [default: environment.yml].
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
     #[command(flatten)]
     target: TargetArgs,
     #[command(flatten)]
@@ -62,7 +57,10 @@ pub struct Args {
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
-    let project = Project::load(&args.dir.join(&args.file), &args.target.request())?;
+    let project = match &args.file {
+        Some(file) => Project::load(&args.dir.join(file), &args.target.request())?,
+        None => Project::load_in_dir(&args.dir, &args.target.request())?,
+    };
     // Bad flags fail now, not after a build.
     let (isolation, rootfs) = args.run.isolation.resolve()?;
     let options = ShipOptions {

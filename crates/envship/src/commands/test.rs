@@ -11,12 +11,7 @@ use std::{
 use envship_sandbox::{Engine, Isolation, RootfsSource, TestOptions};
 use miette::IntoDiagnostic;
 
-use crate::{
-    progress::Bars,
-    project::{FileArgs, Project},
-    target_args::TargetArgs,
-    GlobalArgs,
-};
+use crate::{progress::Bars, project::FileArgs, target_args::TargetArgs, GlobalArgs};
 
 /// Unpack an environment archive at its destination prefix in a sandbox and run the project's
 /// test script there (environment active, cwd /tmp/project).
@@ -131,7 +126,7 @@ impl IsolationArgs {
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
-    let project = Project::load(&args.file.file, &args.target.request())?;
+    let project = args.file.load(&args.target.request())?;
     let archive = match &args.archive {
         Some(archive) => archive.clone(),
         None => {
@@ -155,7 +150,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         archive: archive.clone(),
         script,
         project_dir: dir,
-        environment_file: Some(args.file.file.clone()),
+        environment_file: Some(args.file.path()),
         environment_name: name.clone(),
         dest_prefix,
         isolation,

@@ -123,10 +123,6 @@ fn deployments_of_an_empty_root() {
 fn errors_of_common_mistakes() {
     let dir = example("hello");
     let cases: &[(&str, &[&str])] = &[
-        (
-            "error_missing_environment_file",
-            &["check", "-f", "nope.yml"],
-        ),
         ("error_unknown_target", &["check", "--target", "centos5"]),
         ("error_bad_glibc_override", &["check", "--glibc", "two"]),
         (
@@ -147,4 +143,63 @@ fn errors_of_common_mistakes() {
         let (code, stdout, stderr) = run(dir.path(), args);
         snap(name, &format!("exit {code}\n{stdout}{stderr}"));
     }
+}
+
+/// A missing environment file is named when -f named it, and its directory when none was named.
+#[test]
+fn missing_environment_file_errors_fit_the_case() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::create_dir(dir.path().join("empty")).unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "error_named_environment_file_missing",
+            &["check", "-f", "../nope/environment.yml"],
+        ),
+        ("error_no_environment_yml_check", &["check"]),
+        ("error_no_environment_yml_ship_dir", &["ship", "empty"]),
+    ];
+    for (name, args) in cases {
+        let (code, stdout, stderr) = run(dir.path(), args);
+        snap(name, &format!("exit {code}\n{stdout}{stderr}"));
+    }
+}
+
+/// Run envship in a temp dir whose environment.yml is `text`; the rendered error.
+fn error_of(text: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("environment.yml"), text).unwrap();
+    let (code, stdout, stderr) = run(dir.path(), args);
+    format!("exit {code}\n{stdout}{stderr}")
+}
+
+/// A flow sequence left open on line 6 of 7: the parser runs into the end of the file, and the
+/// error points at the `[` it could not close.
+#[test]
+fn yaml_error_points_at_the_unclosed_construct() {
+    let text = "name: demo\nchannels:\n  - conda-forge\ndependencies:\n  - numpy\n  - python: [3.9\n  - pip\n";
+    snap(
+        "error_yaml_unclosed_flow_sequence",
+        &error_of(text, &["check"]),
+    );
+}
+
+/// Every invalid spec is reported in one run, each at its line.
+#[test]
+fn every_invalid_spec_is_reported_at_once() {
+    let text = "name: demo\ndependencies:\n  - numpy\n  - python>=>3\n  - zlib\n  - scipy >=<1.2\n  - openssl <<1.1\n";
+    snap("error_three_invalid_specs", &error_of(text, &["check"]));
+}
+
+/// check names each pip entry build will refuse (the fixture's `git+https://` entries).
+#[test]
+fn check_warns_about_pip_entries_build_refuses() {
+    let fixture =
+        envship_test_support::fixture("envs/slaclab__lcls-python3.8-env__environment.yml");
+    let text = fs_err::read_to_string(fixture).unwrap();
+    let out = error_of(&text, &["check"]);
+    let warnings: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("exit") || l.starts_with("warning:") || *l == "ok")
+        .collect();
+    snap("check_pip_entries_build_refuses", &warnings.join("\n"));
 }
