@@ -285,5 +285,7 @@ mod tests {
     fn names_are_normalized_as_pep_503_says() {
         assert_eq!(normalize("Foo__Bar.baz-Qux"), "foo-bar-baz-qux");
         assert_eq!(normalize("ruamel.yaml"), "ruamel-yaml");
+        assert_eq!(normalize("MarkupSafe"), "markupsafe");
+        assert_eq!(normalize("a__b-.c"), "a-b-c");
     }
 }

@@ -134,7 +134,7 @@ fn conda_purl(r: &CondaRecord) -> Result<String> {
 /// `pkg:pypi/NAME@VERSION` with PEP 503's name.
 fn pypi_purl(name: &str, version: &str) -> Result<String> {
     let mut purl =
-        PackageUrl::new("pypi", normalize_python_name(name)).map_err(purl_error(name))?;
+        PackageUrl::new("pypi", python_dists::normalize(name)).map_err(purl_error(name))?;
     purl.with_version(version).map_err(purl_error(name))?;
     Ok(purl.to_string())
 }
@@ -208,25 +208,6 @@ pub fn conda(root: &Path) -> Result<Vec<Component>> {
             })
         })
         .collect()
-}
-
-/// PEP 503's normalized name: lowercase, runs of `-`, `_`, `.` as one `-` (what pip compares
-/// and the purl spec's pypi type asks for).
-pub fn normalize_python_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_separator = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            in_separator = true;
-        } else {
-            if in_separator && !out.is_empty() {
-                out.push('-');
-            }
-            in_separator = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
 }
 
 /// The header fields of a METADATA file (RFC 822 style: the headers end at the first blank
@@ -382,13 +363,6 @@ mod tests {
             conda_purl(&record(None)).ok(),
             Some("pkg:conda/libstdcxx-ng@12.2.0%2B1?build=h46fd767_19&subdir=linux-64".into())
         );
-    }
-
-    #[test]
-    fn python_names_are_normalized() {
-        assert_eq!(normalize_python_name("MarkupSafe"), "markupsafe");
-        assert_eq!(normalize_python_name("zope.interface"), "zope-interface");
-        assert_eq!(normalize_python_name("a__b-.c"), "a-b-c");
     }
 
     #[test]
