@@ -11,17 +11,9 @@
 //! its record: a distribution that writes into another's directory (two names, one import
 //! package) is caught here, naming the package and the file.
 
-use std::{
-    collections::BTreeMap,
-    io::Read,
-    path::{Path, PathBuf},
-    time::SystemTime,
-};
+use std::{collections::BTreeMap, io::Read, path::Path, time::SystemTime};
 
-use envship_spec::{
-    conda_meta::CondaMetaRecord,
-    python_dists::{self, Distribution},
-};
+use envship_spec::python_dists::{self, Distribution};
 use sha2::{Digest, Sha256};
 
 /// A conda-owned distribution that pip's install would replace.
@@ -93,7 +85,7 @@ pub struct Damaged {
 /// pip ran. Without `since`, the missing files only.
 pub fn damaged_conda_files(prefix: &Path, since: Option<SystemTime>) -> Vec<Damaged> {
     let mut out = Vec::new();
-    for (_, record) in records(prefix) {
+    for (_, record) in envship_spec::conda_meta::readable_records(prefix) {
         for entry in record.path_entries() {
             if entry.path_type.as_deref() == Some("directory") {
                 continue;
@@ -135,7 +127,7 @@ pub fn prune(prefix: &Path, damaged: &[Damaged]) -> std::io::Result<Vec<String>>
         by_package.entry(&d.package).or_default().push(&d.path);
     }
     let mut changed = Vec::new();
-    for (path, record) in records(prefix) {
+    for (path, record) in envship_spec::conda_meta::readable_records(prefix) {
         let Some(gone) = by_package.get(record.dist_name().as_str()) else {
             continue;
         };
@@ -219,20 +211,6 @@ pub fn record_site_dirs(python: &Path, prefix: &Path) -> std::io::Result<Vec<Str
     crate::lock::write_atomic(&prefix.join(python_dists::SITE_DIRS_FILE), text.as_bytes())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(dirs)
-}
-
-fn records(prefix: &Path) -> Vec<(PathBuf, CondaMetaRecord)> {
-    let Ok(Some(paths)) = envship_spec::conda_meta::record_paths(prefix) else {
-        return Vec::new();
-    };
-    paths
-        .into_iter()
-        .filter_map(|p| {
-            let text = fs_err::read_to_string(&p).ok()?;
-            let record = serde_json::from_str(&text).ok()?;
-            Some((p, record))
-        })
-        .collect()
 }
 
 fn sha256_file(path: &Path) -> Option<String> {

@@ -115,6 +115,23 @@ pub fn record_paths(root: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
     Ok(Some(paths))
 }
 
+/// The readable records of `root/conda-meta` with their paths, sorted; unreadable or malformed
+/// ones are left out (for checks that look at what the records own, not for pack, which
+/// refuses a malformed record).
+pub fn readable_records(root: &Path) -> Vec<(PathBuf, CondaMetaRecord)> {
+    let Ok(Some(paths)) = record_paths(root) else {
+        return Vec::new();
+    };
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            let record = serde_json::from_str(&text).ok()?;
+            Some((p, record))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

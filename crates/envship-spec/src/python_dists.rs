@@ -198,20 +198,7 @@ pub fn header<'a>(metadata: &'a str, key: &str) -> Option<&'a str> {
 /// (`…/METADATA`, `…/PKG-INFO`, `….egg-info`): read from `conda-meta/*.json`.
 pub fn conda_owners(prefix: &Path) -> BTreeMap<String, String> {
     let mut owners = BTreeMap::new();
-    let Ok(entries) = fs_err::read_dir(prefix.join("conda-meta")) else {
-        return owners;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let Ok(text) = fs_err::read_to_string(&p) else {
-            continue;
-        };
-        let Ok(rec) = serde_json::from_str::<crate::conda_meta::CondaMetaRecord>(&text) else {
-            continue;
-        };
+    for (_, rec) in crate::conda_meta::readable_records(prefix) {
         let package = rec.dist_name();
         for f in rec.path_entries() {
             if f.path.ends_with("/METADATA")
