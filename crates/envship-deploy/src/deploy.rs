@@ -324,6 +324,7 @@ fn extract(
         jobs: opts.jobs,
         no_relocate: false,
         prefix: Some(final_root.to_string_lossy().into_owned()),
+        link_from: None,
     };
     let out =
         envship_pack::unpack(archive, partial.path(), &uopts, progress).map_err(|source| {

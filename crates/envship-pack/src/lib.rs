@@ -63,7 +63,7 @@ pub use manifest::{BlockIndexRef, Manifest, ManifestTarget, RelocationSummary};
 pub use pack::{pack, BlockReuse, PackOptions, PackOutput, DEFAULT_EPOCH};
 pub use prefix::{CondaPackage, PipPackage};
 pub use relocate::{relocate, RelocateOutput, RelocationList, RELOCATION_LIST};
-pub use unpack::{unpack, UnpackOptions, UnpackOutput};
+pub use unpack::{unpack, LinkFrom, Linked, UnpackOptions, UnpackOutput};
 
 /// What the fuzz targets (`fuzz/`) reach that is otherwise private. Not a stable API.
 #[doc(hidden)]

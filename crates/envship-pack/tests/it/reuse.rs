@@ -1,6 +1,7 @@
 //! Block reuse on a real prefix: a warm pack is byte-identical to a cold one, a damaged cache
-//! entry is never shipped, a change recompresses only its blocks, and what comes out is read by
-//! gzip, tar, zstd and Python's streaming tarfile.
+//! entry is never shipped, a change recompresses only its blocks, what comes out is read by
+//! gzip, tar, zstd and Python's streaming tarfile, and a linked unpack takes only what changed
+//! from the archive.
 
 use std::{fs, path::Path};
 
@@ -9,7 +10,8 @@ use envship_pack::{
         index::{read_block, BlockIndex},
         BLOCK_SIZE,
     },
-    pack, BlockReuse, BlockStats, Format, ManifestTarget, PackOptions, Sidecar,
+    pack, unpack, BlockReuse, BlockStats, Format, LinkFrom, ManifestTarget, PackOptions, Sidecar,
+    UnpackOptions, UnpackOutput,
 };
 use envship_spec::NoProgress;
 
@@ -195,4 +197,121 @@ fn a_change_recompresses_only_its_blocks() {
         after.reused >= first.compressed - 3,
         "{after:?} after {first:?}"
     );
+}
+
+fn unpack_to(archive: &Path, dest: &Path, prefix: &str, link: Option<LinkFrom>) -> UnpackOutput {
+    let o = UnpackOptions {
+        prefix: Some(prefix.into()),
+        link_from: link,
+        ..Default::default()
+    };
+    unpack(archive, dest, &o, &NoProgress).unwrap()
+}
+
+fn inode(p: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(p).ok().map(|m| m.ino())
+}
+
+/// A linked unpack gives the tree a plain unpack gives, takes unchanged files from the live
+/// tree by hard link without touching it, and writes what changed, what relocation rewrites and
+/// what no longer matches in the live tree.
+#[test]
+fn a_linked_unpack_equals_a_plain_one_and_leaves_the_live_tree_as_it_was() {
+    let Some(env) = build_env() else { return };
+    fs::write(env.prefix.join("lib/big-a.bin"), noise(3 * BLOCK_SIZE, 4)).unwrap();
+    fs::write(env.prefix.join("share/big-b.dat"), noise(2 * BLOCK_SIZE, 8)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (v1, v2) = (work.path().join("v1.tar.gz"), work.path().join("v2.tar.gz"));
+    pack(
+        &opts(&env.prefix, &v1, Format::TarGz, BlockReuse::Off),
+        &NoProgress,
+    )
+    .unwrap();
+    // The next release: one large file changed, a new file in the middle of the tree.
+    let mut big = fs::read(env.prefix.join("lib/big-a.bin")).unwrap();
+    big[100] ^= 1;
+    fs::write(env.prefix.join("lib/big-a.bin"), &big).unwrap();
+    fs::write(
+        env.prefix.join("lib/libnew-in-the-middle.so"),
+        noise(50_000, 77),
+    )
+    .unwrap();
+    pack(
+        &opts(&env.prefix, &v2, Format::TarGz, BlockReuse::Off),
+        &NoProgress,
+    )
+    .unwrap();
+
+    let live = work.path().join("root/env/1");
+    unpack_to(&v1, &live, "/opt/env/1", None);
+    // A live file changed in place (size kept, mtime not): it must not be linked.
+    let tampered = live.join("share/big-b.dat");
+    let mut t = fs::read(&tampered).unwrap();
+    t[0] ^= 0xff;
+    fs::write(&tampered, &t).unwrap();
+    let mtime = fs::metadata(&tampered).unwrap().modified().unwrap();
+    let live_before = snapshot(&live, &[]);
+
+    let index = |a: &Path| BlockIndex::read(&Sidecar::Blocks.path_for(a)).unwrap();
+    let link = LinkFrom {
+        index: index(&v2),
+        root: live.clone(),
+        live_blocks: index(&v1).blocks.into_iter().map(|b| b.hash).collect(),
+        mtime: envship_pack::DEFAULT_EPOCH,
+    };
+    let linked_dir = work.path().join("root/env/2");
+    let out = unpack_to(&v2, &linked_dir, "/opt/env/2", Some(link));
+    let plain_dir = work.path().join("plain/2");
+    let plain = unpack_to(&v2, &plain_dir, "/opt/env/2", None);
+    assert_trees_equal(
+        &snapshot(&linked_dir, &[]),
+        &snapshot(&plain_dir, &[]),
+        "linked",
+    );
+    assert_eq!((out.files, out.bytes), (plain.files, plain.bytes));
+    assert!(
+        out.linked.files >= 5 && out.linked.blocks_skipped >= 2,
+        "{:?}",
+        out.linked
+    );
+    assert!(out.linked.blocks_read >= 2, "{:?}", out.linked);
+    assert_eq!(
+        snapshot(&live, &[]),
+        live_before,
+        "the live tree was not touched"
+    );
+    assert_eq!(fs::metadata(&tampered).unwrap().modified().unwrap(), mtime);
+
+    let same = |rel: &str| {
+        let new = inode(&linked_dir.join(rel));
+        new.is_some() && inode(&live.join(rel)) == new
+    };
+    assert!(!same("lib/big-a.bin"), "a changed file is written");
+    assert!(
+        !same("share/big-b.dat"),
+        "a live file changed since is not linked"
+    );
+    assert!(
+        !same("lib/libnew-in-the-middle.so"),
+        "a new file is written"
+    );
+    // Every file relocation rewrites is the archive's, never linked.
+    let list = fs::read_to_string(linked_dir.join(envship_pack::RELOCATION_LIST)).unwrap();
+    let relocated: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.splitn(3, ' ').nth(2))
+        .collect();
+    assert!(!relocated.is_empty());
+    for rel in relocated {
+        assert!(!same(rel), "{rel} is relocated and must not be linked");
+    }
+    // Inodes, not names: the archive's own hard links share them (names that are not UTF-8 are
+    // never linked).
+    let linked_inodes: std::collections::BTreeSet<u64> = snapshot(&linked_dir, &[])
+        .iter()
+        .filter(|(k, v)| v.0 == 'f' && std::str::from_utf8(k).is_ok_and(same))
+        .filter_map(|(k, _)| inode(&linked_dir.join(std::str::from_utf8(k).unwrap())))
+        .collect();
+    assert_eq!(linked_inodes.len() as u64, out.linked.files);
 }
