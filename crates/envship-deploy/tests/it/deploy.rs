@@ -12,7 +12,7 @@ use envship_spec::NoProgress;
 
 use crate::common::{packed_env, packed_env_as, rhel6, GOOD_TEST};
 
-fn opts(source: &Path, root: &Path) -> DeployOptions {
+pub(crate) fn opts(source: &Path, root: &Path) -> DeployOptions {
     DeployOptions {
         source: source.to_str().unwrap().into(),
         root: root.to_path_buf(),
@@ -33,17 +33,18 @@ fn opts(source: &Path, root: &Path) -> DeployOptions {
             },
         },
         jobs: 2,
+        no_link: false,
     }
 }
 
-fn current(root: &Path, name: &str) -> Option<String> {
+pub(crate) fn current(root: &Path, name: &str) -> Option<String> {
     std::fs::read_link(root.join(name).join("current"))
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// The environment `current` points at is complete and works: its test passes.
-fn assert_current_works(root: &Path, name: &str) {
+pub(crate) fn assert_current_works(root: &Path, name: &str) {
     let env = root.join(name).join("current");
     for f in [
         "bin/activate",
@@ -71,7 +72,7 @@ fn assert_current_works(root: &Path, name: &str) {
 }
 
 /// Every path under `root` with its type, content hash or link target, and mtime.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
     fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, String>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;

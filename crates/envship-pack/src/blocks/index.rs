@@ -64,6 +64,9 @@ pub struct IndexEntry {
     /// The file holds the build prefix and is rewritten by relocation where it is unpacked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub relocated: bool,
+    /// xxh3-128 of a file's content as stored, hex: finds unchanged files in changed blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xxh3: Option<String>,
     /// `false` when the name (or target) is not UTF-8, so `path` is not exact.
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub exact: bool,

@@ -116,6 +116,9 @@ pub struct BlockStats {
 
 struct Pending {
     block: IndexBlock,
+    /// The entries starting in it (indexes into `BlockWriter::entries`: a file's hash is known
+    /// only once its data is written, which may be after its first block is).
+    starts: Vec<usize>,
     rx: mpsc::Receiver<io::Result<CachedBlock>>,
 }
 
@@ -127,8 +130,12 @@ pub struct BlockWriter<W: Write> {
     codec: Codec,
     cache: Option<Arc<BlockCache>>,
     buf: Vec<u8>,
+    /// Every entry so far.
+    entries: Vec<IndexEntry>,
     /// Entries that start in `buf`.
-    starts: Vec<IndexEntry>,
+    starts: Vec<usize>,
+    /// Blocks written, with the entries that start in them.
+    written: Vec<(IndexBlock, Vec<usize>)>,
     /// Inside a large entry's data: the stream offset of its next cut.
     next_cut: Option<u64>,
     /// The uncompressed stream offset of `buf`'s start.
@@ -158,7 +165,9 @@ impl<W: Write> BlockWriter<W> {
             codec,
             cache,
             buf: Vec::with_capacity(BLOCK_SIZE),
+            entries: Vec::new(),
             starts: Vec::new(),
+            written: Vec::new(),
             next_cut: None,
             uoffset: 0,
             coffset: 0,
@@ -180,7 +189,8 @@ impl<W: Write> BlockWriter<W> {
         if start.size >= LARGE {
             self.cut()?;
         }
-        self.starts.push(start.entry);
+        self.starts.push(self.entries.len());
+        self.entries.push(start.entry);
         Ok(())
     }
 
@@ -192,13 +202,17 @@ impl<W: Write> BlockWriter<W> {
         }
     }
 
-    /// The entry (data and padding) is written; `name` decides whether this is a cut point.
-    pub fn end_entry(&mut self, name: &[u8]) -> io::Result<()> {
+    /// The entry (data and padding) is written, its content hashing to `xxh3` (files); `name`
+    /// decides whether this is a cut point.
+    pub fn end_entry(&mut self, name: &[u8], xxh3: Option<u128>) -> io::Result<()> {
+        if let (Some(h), Some(e)) = (xxh3, self.entries.last_mut()) {
+            e.xxh3 = Some(format!("{h:032x}"));
+        }
         if self.next_cut.take().is_some() {
             return self.cut();
         }
         let len = self.buf.len();
-        let cut_point = xxhash_rust::xxh3::xxh3_64(name) % CUT_ODDS == 0;
+        let cut_point = xxhash_rust::xxh3::xxh3_64(name).is_multiple_of(CUT_ODDS);
         if len >= BLOCK_SIZE || (len >= MIN_RUN && cut_point) {
             self.cut()?;
         }
@@ -219,7 +233,12 @@ impl<W: Write> BlockWriter<W> {
     }
 
     fn collect_one(&mut self) -> io::Result<()> {
-        let Some(Pending { mut block, rx }) = self.pending.pop_front() else {
+        let Some(Pending {
+            mut block,
+            starts,
+            rx,
+        }) = self.pending.pop_front()
+        else {
             return Ok(());
         };
         let done = rx
@@ -240,7 +259,7 @@ impl<W: Write> BlockWriter<W> {
             self.stats.compressed += 1;
             self.stats.compressed_bytes += block.ulen;
         }
-        self.index.blocks.push(block);
+        self.written.push((block, starts));
         Ok(())
     }
 
@@ -257,8 +276,9 @@ impl<W: Write> BlockWriter<W> {
             uoffset: self.uoffset,
             ulen: data.len() as u64,
             hash: format!("{hash:032x}"),
-            entries: std::mem::take(&mut self.starts),
+            entries: Vec::new(),
         };
+        let starts = std::mem::take(&mut self.starts);
         self.uoffset += data.len() as u64;
         let (tx, rx) = mpsc::sync_channel(1);
         let codec = self.codec;
@@ -266,7 +286,7 @@ impl<W: Write> BlockWriter<W> {
         self.pool.spawn(move || {
             let _ = tx.send(compress_or_reuse(&data, hash, codec, cache.as_deref()));
         });
-        self.pending.push_back(Pending { block, rx });
+        self.pending.push_back(Pending { block, starts, rx });
         while self.pending.len() > self.max_pending {
             self.collect_one()?;
         }
@@ -288,6 +308,14 @@ impl<W: Write> BlockWriter<W> {
             self.inner.write_all(&(self.uoffset as u32).to_le_bytes())?;
         }
         self.inner.flush()?;
+        let mut entries: Vec<Option<IndexEntry>> = self.entries.into_iter().map(Some).collect();
+        for (mut block, starts) in self.written {
+            block.entries = starts
+                .into_iter()
+                .filter_map(|i| entries.get_mut(i).and_then(Option::take))
+                .collect();
+            self.index.blocks.push(block);
+        }
         Ok((self.inner, self.index, self.stats))
     }
 }

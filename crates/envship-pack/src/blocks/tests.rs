@@ -41,13 +41,15 @@ fn write_entries(
             size,
             target: None,
             relocated: false,
+            xxh3: None,
             exact: true,
         };
         w.begin_entry(EntryStart { entry, size }).expect("begin");
         w.write_all(&[b'H'; 512]).expect("header");
         w.begin_data(size);
         w.write_all(data).expect("data");
-        w.end_entry(name.as_bytes()).expect("end");
+        w.end_entry(name.as_bytes(), Some(xxhash_rust::xxh3::xxh3_128(data)))
+            .expect("end");
     }
     w.finish().expect("finish")
 }

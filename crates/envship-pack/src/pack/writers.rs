@@ -194,9 +194,24 @@ fn tar_entry(item: &Item, ctx: &Ctx<'_>) -> Result<TarEntry> {
         size,
         target: target.map(|t| String::from_utf8_lossy(t).into_owned()),
         relocated,
+        xxh3: None,
         exact,
     };
     Ok((h, entry, content))
+}
+
+/// Hashes what is read through it (a file's content, for the block index).
+struct Hashing<R> {
+    inner: R,
+    hash: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Writes the items as a tar stream into `sink`, telling it where every entry and its data
@@ -228,9 +243,15 @@ pub(super) fn write_tar<W: Write>(
         sink.begin_entry(EntryStart { entry, size })
             .map_err(io_err)?;
         sink.write_all(&head).map_err(io_err)?;
-        if let Some((mut reader, len)) = content {
+        let mut xxh3 = None;
+        if let Some((reader, len)) = content {
             sink.begin_data(len);
+            let mut reader = Hashing {
+                inner: reader,
+                hash: xxhash_rust::xxh3::Xxh3::new(),
+            };
             let copied = io::copy(&mut reader, sink).map_err(io_err)?;
+            xxh3 = Some(reader.hash.digest128());
             if copied != len {
                 return Err(io_err(io::Error::other(format!(
                     "{} changed size while being packed",
@@ -242,7 +263,7 @@ pub(super) fn write_tar<W: Write>(
                 .map_err(io_err)?;
             ctx.progress.advance("pack", len);
         }
-        sink.end_entry(&item.name).map_err(io_err)?;
+        sink.end_entry(&item.name, xxh3).map_err(io_err)?;
     }
     // The end of the archive: two zero records, as tar writes it.
     sink.write_all(&[0u8; 1024]).map_err(io_err)

@@ -7,8 +7,10 @@
 //! exact (a UTF-8 name), not rewritten by relocation (whose rewrite would differ per version and
 //! must never touch the live tree's inode), and present in the live tree as a regular file with
 //! the same size, mode and mtime. A large file's blocks are skipped all together or not at all.
-//! A live file changed in place with its mtime kept is not noticed here; `envship verify` finds
-//! it.
+//! In the blocks that are inflated, a file whose content hash, size and mode the live archive's
+//! index records the same at the same path is linked too (its bytes are read past, not
+//! written). A live file changed in place with its mtime kept is not noticed here;
+//! `envship verify` finds it.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -35,8 +37,8 @@ pub struct LinkFrom {
     pub index: BlockIndex,
     /// The live tree (a deployed version directory: the archive's root, arcroot included).
     pub root: PathBuf,
-    /// The hashes of the blocks of the archive the live tree was unpacked from.
-    pub live_blocks: HashSet<String>,
+    /// The block index of the archive the live tree was unpacked from.
+    pub live_index: BlockIndex,
     /// The mtime every entry of the new archive carries (its manifest's `source_date_epoch`).
     pub mtime: u64,
 }
@@ -91,37 +93,52 @@ fn recreatable(e: &IndexEntry, live: &Beneath, mtime: i64) -> bool {
 }
 
 /// Which blocks to skip (`true`) and which to inflate; and the files of inflated blocks the live
-/// tree holds unchanged (a block the live tree has, but with a file relocation rewrites): they
-/// are linked too, their bytes read past.
+/// tree holds unchanged (same content hash in the live archive's index): they are linked too,
+/// their bytes read past.
 fn plan(link: &LinkFrom, live: &Beneath) -> (Vec<bool>, LinkWhileReading) {
     let blocks = &link.index.blocks;
     let mtime = link.mtime as i64;
+    let live_blocks: HashSet<&str> = link
+        .live_index
+        .blocks
+        .iter()
+        .map(|b| b.hash.as_str())
+        .collect();
+    let live_files: HashMap<&str, &IndexEntry> = link
+        .live_index
+        .blocks
+        .iter()
+        .flat_map(|b| &b.entries)
+        .filter(|e| e.kind == EntryKind::File && e.xxh3.is_some())
+        .map(|e| (e.path.as_str(), e))
+        .collect();
+    let unchanged = |e: &IndexEntry| {
+        e.kind == EntryKind::File
+            && e.xxh3.is_some()
+            && live_files.get(e.path.as_str()).is_some_and(|old| {
+                old.xxh3 == e.xxh3 && old.size == e.size && old.mode == e.mode && !old.relocated
+            })
+            && recreatable(e, live, mtime)
+    };
     let mut skip = vec![false; blocks.len()];
     let mut link_while_reading = LinkWhileReading::new();
     for g in groups(blocks) {
         let all_live = blocks[g.clone()]
             .iter()
-            .all(|b| link.live_blocks.contains(&b.hash));
-        if !all_live {
-            continue;
-        }
+            .all(|b| live_blocks.contains(b.hash.as_str()));
         let entries = &blocks[g.start].entries;
-        let ok: Vec<bool> = entries
-            .iter()
-            .map(|e| recreatable(e, live, mtime))
-            .collect();
-        if ok.iter().all(|o| *o) {
+        if all_live && entries.iter().all(|e| recreatable(e, live, mtime)) {
             for s in &mut skip[g] {
                 *s = true;
             }
-        } else {
-            let files = entries.iter().zip(&ok);
-            link_while_reading.extend(
-                files
-                    .filter(|(e, ok)| **ok && e.kind == EntryKind::File)
-                    .map(|(e, _)| (e.path.clone(), (e.size, e.mode))),
-            );
+            continue;
         }
+        link_while_reading.extend(
+            entries
+                .iter()
+                .filter(|e| unchanged(e))
+                .map(|e| (e.path.clone(), (e.size, e.mode))),
+        );
     }
     (skip, link_while_reading)
 }
@@ -303,6 +320,7 @@ mod tests {
                     size: 1,
                     target: None,
                     relocated: false,
+                    xxh3: None,
                     exact: true,
                 })
                 .collect(),
