@@ -22,6 +22,23 @@ pub fn current_version(root: &Path, name: &str) -> Result<Option<String>, Deploy
 
 /// Remove what killed deploys left in `ROOT/NAME`: partial extractions, swapped-out trees and
 /// temp links. Only called under the lock, so none of them belongs to a live deploy.
+/// What a deployed version keeps beside its directory: `.VERSION.SUFFIX` for these suffixes.
+pub const VERSION_RECORDS: &[&str] = &[".blocks.json"];
+
+/// Whether `name` in `env_dir` is a record kept beside an existing version directory.
+pub fn is_version_record(env_dir: &Path, name: &str) -> bool {
+    version_of_record(name).is_some_and(|v| env_dir.join(v).is_dir())
+}
+
+/// The version a record name (`.VERSION.SUFFIX`) belongs to.
+fn version_of_record(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?;
+    VERSION_RECORDS
+        .iter()
+        .find_map(|s| rest.strip_suffix(s))
+        .filter(|v| !v.is_empty())
+}
+
 pub(crate) fn clean_leftovers(env_dir: &Path, actions: &mut Vec<String>) {
     let Ok(rd) = std::fs::read_dir(env_dir) else {
         return;
@@ -29,9 +46,13 @@ pub(crate) fn clean_leftovers(env_dir: &Path, actions: &mut Vec<String>) {
     let live = std::fs::read_link(env_dir.join(CURRENT)).ok();
     for e in rd.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        let stale = n.starts_with('.')
+        let interrupted = n.starts_with('.')
             && (n.contains(".partial-") || n.contains(".old-") || n.starts_with(".current.tmp-"))
             && live.as_deref() != Some(Path::new(&n));
+        // The records of a version that is gone (removed by hand, or an undone deploy that
+        // was killed).
+        let orphan = version_of_record(&n).is_some_and(|v| !env_dir.join(v).is_dir());
+        let stale = interrupted || orphan;
         if !stale {
             continue;
         }
