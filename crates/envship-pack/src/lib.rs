@@ -40,6 +40,7 @@
 
 pub mod archive_path;
 pub mod beneath;
+pub mod diff;
 mod deflate_walk;
 mod error;
 pub mod format;
@@ -50,6 +51,7 @@ mod prefix;
 mod pyc;
 pub mod relocate;
 pub mod sbom;
+pub mod tree;
 pub mod scripts;
 mod unpack;
 
