@@ -116,6 +116,9 @@ pub struct DeployOutcome {
     pub test_log: Option<PathBuf>,
     /// Nothing was changed.
     pub dry_run: bool,
+    /// With `dry_run`: what changes from the version `current` points at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<envship_pack::diff::ReleaseDiff>,
 }
 
 /// Rolling back.

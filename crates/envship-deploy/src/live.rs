@@ -20,6 +20,29 @@ pub fn current_version(root: &Path, name: &str) -> Result<Option<String>, Deploy
     }
 }
 
+/// The tree record of the version directory `version_dir` (`ROOT/NAME/.VERSION.tree.json`):
+/// every path of the deployed tree with its type, mode, size and sha256 after relocation (see
+/// [`envship_pack::tree`]). Written by deploy as the last step before the switch.
+pub fn record_path(version_dir: &Path) -> PathBuf {
+    envship_pack::tree::record_path(version_dir)
+}
+
+/// The copy of the archive's manifest deploy keeps beside `version_dir`
+/// (`ROOT/NAME/.VERSION.manifest.json`), written with the tree record.
+pub fn manifest_path(version_dir: &Path) -> PathBuf {
+    envship_pack::tree::manifest_path(version_dir)
+}
+
+/// The version a kept file beside a version directory belongs to: `.VERSION.tree.json`,
+/// `.VERSION.manifest.json`.
+fn kept_file_version(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?;
+    [envship_pack::tree::RECORD_SUFFIX, ".manifest.json"]
+        .iter()
+        .find_map(|s| rest.strip_suffix(s))
+        .filter(|v| !v.is_empty() && !v.starts_with('.'))
+}
+
 /// Remove what killed deploys left in `ROOT/NAME`: partial extractions, swapped-out trees and
 /// temp links. Only called under the lock, so none of them belongs to a live deploy.
 pub(crate) fn clean_leftovers(env_dir: &Path, actions: &mut Vec<String>) {
@@ -29,8 +52,16 @@ pub(crate) fn clean_leftovers(env_dir: &Path, actions: &mut Vec<String>) {
     let live = std::fs::read_link(env_dir.join(CURRENT)).ok();
     for e in rd.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
+        // A kept record or manifest goes with its version; `..NAME.XXXXXX` is the temp file of
+        // an interrupted atomic write of one.
+        let orphan = kept_file_version(&n).is_some_and(|v| !env_dir.join(v).is_dir());
+        let half_written = n.starts_with("..");
         let stale = n.starts_with('.')
-            && (n.contains(".partial-") || n.contains(".old-") || n.starts_with(".current.tmp-"))
+            && (n.contains(".partial-")
+                || n.contains(".old-")
+                || n.starts_with(".current.tmp-")
+                || orphan
+                || half_written)
             && live.as_deref() != Some(Path::new(&n));
         if !stale {
             continue;

@@ -33,6 +33,19 @@ pub fn packed_env_as(
     target: envship_pack::ManifestTarget,
     format: envship_pack::Format,
 ) -> PathBuf {
+    packed_env_with(out_dir, name, version, test_script, target, format, "1.0")
+}
+
+/// [`packed_env_as`] whose `hello` conda package has version `pkg_version`.
+pub fn packed_env_with(
+    out_dir: &Path,
+    name: &str,
+    version: &str,
+    test_script: &str,
+    target: envship_pack::ManifestTarget,
+    format: envship_pack::Format,
+    pkg_version: &str,
+) -> PathBuf {
     let build = tempfile::tempdir().unwrap();
     let prefix = build
         .path()
@@ -55,7 +68,7 @@ pub fn packed_env_as(
     )
     .unwrap();
     let record = serde_json::json!({
-        "name": "hello", "version": "1.0", "build": "0", "build_number": 0,
+        "name": "hello", "version": pkg_version, "build": "0", "build_number": 0,
         "channel": "https://conda.anaconda.org/conda-forge", "subdir": "linux-64",
         "files": ["bin/hello"],
         "paths_data": {"paths_version": 1, "paths": [{
@@ -64,7 +77,7 @@ pub fn packed_env_as(
         }]},
     });
     std::fs::write(
-        prefix.join("conda-meta/hello-1.0-0.json"),
+        prefix.join(format!("conda-meta/hello-{pkg_version}-0.json")),
         record.to_string(),
     )
     .unwrap();

@@ -12,7 +12,7 @@ use envship_spec::NoProgress;
 
 use crate::common::{packed_env, packed_env_as, rhel6, GOOD_TEST};
 
-fn opts(source: &Path, root: &Path) -> DeployOptions {
+pub fn opts(source: &Path, root: &Path) -> DeployOptions {
     DeployOptions {
         source: source.to_str().unwrap().into(),
         root: root.to_path_buf(),
@@ -112,6 +112,8 @@ fn leftovers(root: &Path, name: &str) -> Vec<String> {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
+        // What deploy keeps beside each version.
+        .filter(|n| !n.ends_with(".tree.json") && !n.ends_with(".manifest.json"))
         .collect()
 }
 
