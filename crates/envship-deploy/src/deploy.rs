@@ -60,9 +60,14 @@ pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOut
             previous.as_deref(),
             &mut actions,
         )?;
-        let diff = previous
-            .as_deref()
-            .and_then(|p| diff_from(&opts.root.join(&name).join(p), &fetched.archive, &v, &mut actions));
+        let diff = previous.as_deref().and_then(|p| {
+            diff_from(
+                &opts.root.join(&name).join(p),
+                &fetched.archive,
+                &v,
+                &mut actions,
+            )
+        });
         return Ok(DeployOutcome {
             diff,
             path: opts.root.join(&name).join(&version),

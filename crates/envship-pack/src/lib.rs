@@ -40,8 +40,8 @@
 
 pub mod archive_path;
 pub mod beneath;
-pub mod diff;
 mod deflate_walk;
+pub mod diff;
 mod error;
 pub mod format;
 pub mod manifest;
@@ -51,8 +51,8 @@ mod prefix;
 mod pyc;
 pub mod relocate;
 pub mod sbom;
-pub mod tree;
 pub mod scripts;
+pub mod tree;
 mod unpack;
 
 pub use error::{PackError, Result};

@@ -554,7 +554,11 @@ pub(crate) fn packages(root: &Path) -> Result<(Vec<CondaPackage>, Vec<PipPackage
     let mut conda: Vec<CondaPackage> = records
         .iter()
         .map(|(_, rec)| {
-            owned.extend(rec.path_entries().iter().map(|p| p.path.as_bytes().to_vec()));
+            owned.extend(
+                rec.path_entries()
+                    .iter()
+                    .map(|p| p.path.as_bytes().to_vec()),
+            );
             CondaPackage {
                 name: rec.name.clone(),
                 version: rec.version.clone(),

@@ -88,7 +88,9 @@ pub enum TreeError {
 
     /// A record file is not valid JSON of the record format.
     #[error("bad tree record {}", path.display())]
-    #[diagnostic(help("the record was damaged or not written by envship; redeploy to write a new one"))]
+    #[diagnostic(help(
+        "the record was damaged or not written by envship; redeploy to write a new one"
+    ))]
     BadRecord {
         /// The record file.
         path: PathBuf,

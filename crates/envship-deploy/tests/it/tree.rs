@@ -29,7 +29,9 @@ fn deployed_versions_verify_clean_through_rollback_and_force() {
     o2.test = true;
     let out = deploy::deploy(&o2, &NoProgress).unwrap();
     assert!(
-        out.actions.iter().any(|a| a.starts_with("recorded the tree")),
+        out.actions
+            .iter()
+            .any(|a| a.starts_with("recorded the tree")),
         "{:?}",
         out.actions
     );
@@ -77,7 +79,10 @@ fn deployed_versions_verify_clean_through_rollback_and_force() {
     })
     .unwrap();
     assert_clean(&env.join("current"));
-    assert_eq!(tree::verify(&env.join("current")).unwrap().tree, env.join("1.0"));
+    assert_eq!(
+        tree::verify(&env.join("current")).unwrap().tree,
+        env.join("1.0")
+    );
 
     // --force replaces the drifted tree and rewrites its record.
     let mut forced = opts(&a2, root.path());
@@ -137,7 +142,10 @@ fn dry_run_shows_the_diff_against_current() {
     assert_eq!(d.conda.changed.len(), 1, "{:?}", d.conda);
     assert_eq!(d.conda.changed[0].name, "hello");
     assert_eq!(
-        (d.conda.changed[0].old_version.as_str(), d.conda.changed[0].new_version.as_str()),
+        (
+            d.conda.changed[0].old_version.as_str(),
+            d.conda.changed[0].new_version.as_str()
+        ),
         ("1.0", "1.1")
     );
     assert!(d.conda.added.is_empty() && d.conda.removed.is_empty());

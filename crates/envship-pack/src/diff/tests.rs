@@ -1,4 +1,4 @@
-use super::*;
+use super::{render::signed_bytes, *};
 
 fn pkg(name: &str, version: &str, build: Option<&str>) -> (String, Package) {
     (
@@ -24,8 +24,14 @@ fn packages_added_removed_and_changed_by_version_or_build() {
         pkg("fresh", "2", Some("0")),
     ]);
     let c = PackageChanges::between(old, new);
-    assert_eq!(c.added.iter().map(|p| &p.name).collect::<Vec<_>>(), ["fresh"]);
-    assert_eq!(c.removed.iter().map(|p| &p.name).collect::<Vec<_>>(), ["gone"]);
+    assert_eq!(
+        c.added.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        ["fresh"]
+    );
+    assert_eq!(
+        c.removed.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        ["gone"]
+    );
     assert_eq!(c.changed.len(), 1);
     assert_eq!(c.changed[0].old_build.as_deref(), Some("py311_0"));
     assert_eq!(c.changed[0].new_build.as_deref(), Some("py311_1"));

@@ -27,7 +27,14 @@ fn scan_records_types_modes_sizes_and_hashes() {
     let names: Vec<&str> = rec.entries.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         names,
-        ["bin", "bin/tool", "lib", "lib/data.bin", "lib/data.so", "lib/data2.bin"]
+        [
+            "bin",
+            "bin/tool",
+            "lib",
+            "lib/data.bin",
+            "lib/data.so",
+            "lib/data2.bin"
+        ]
     );
     let e = |p: &str| rec.entries.iter().find(|e| e.path == p).expect(p);
     assert_eq!(e("bin/tool").mode, Some(0o755));
@@ -61,13 +68,19 @@ fn written_records_read_back_and_name_every_kind_of_drift() {
     std::fs::write(root.join("lib/new.txt"), "new").expect("write");
     std::fs::remove_file(root.join("lib/data.so")).expect("rm");
     std::fs::write(root.join("lib/data.so"), "no longer a link").expect("write");
-    std::fs::set_permissions(root.join("lib/data.bin"), std::fs::Permissions::from_mode(0o600))
-        .expect("chmod");
+    std::fs::set_permissions(
+        root.join("lib/data.bin"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
     let v = verify(&root).expect("verify");
     assert!(!v.clean);
     let d = &v.drift;
     assert_eq!(
-        d.modified.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(),
+        d.modified
+            .iter()
+            .map(|m| m.path.as_str())
+            .collect::<Vec<_>>(),
         ["bin/tool"]
     );
     assert_eq!(paths(&d.missing), ["lib/data2.bin"]);
@@ -105,13 +118,24 @@ fn verify_follows_current_and_says_where_it_looked() {
     assert!(v.clean, "{v:?}");
     assert_eq!(v.tree, root);
 
-    std::fs::write(tmp.path().join(".1.0.tree.json"), "{\"tree_record_version\": 1,").expect("w");
+    std::fs::write(
+        tmp.path().join(".1.0.tree.json"),
+        "{\"tree_record_version\": 1,",
+    )
+    .expect("w");
     let err = verify(&root).expect_err("bad");
     assert!(matches!(err, TreeError::BadRecord { .. }), "{err:?}");
     assert!(err.to_string().contains(".1.0.tree.json"), "{err}");
-    std::fs::write(tmp.path().join(".1.0.tree.json"), "{\"tree_record_version\": 9}").expect("w");
+    std::fs::write(
+        tmp.path().join(".1.0.tree.json"),
+        "{\"tree_record_version\": 9}",
+    )
+    .expect("w");
     let err = verify(&root).expect_err("version");
-    assert!(matches!(err, TreeError::UnsupportedVersion { found: 9, .. }), "{err:?}");
+    assert!(
+        matches!(err, TreeError::UnsupportedVersion { found: 9, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]

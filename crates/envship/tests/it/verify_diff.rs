@@ -20,8 +20,16 @@ fn pack(dir: &Path, prefix: &str, version: &str) -> String {
     let (code, _, stderr) = run(
         dir,
         &[
-            "--quiet", "pack", "--prefix", prefix, "--name", "hello-envship", "--version",
-            version, "-o", &out,
+            "--quiet",
+            "pack",
+            "--prefix",
+            prefix,
+            "--name",
+            "hello-envship",
+            "--version",
+            version,
+            "-o",
+            &out,
         ],
     );
     assert_eq!(code, 0, "{stderr}");
@@ -45,7 +53,11 @@ fn bump_hello_scripts(prefix: &Path) {
     let text = fs_err::read_to_string(&old).unwrap();
     let mut rec: serde_json::Value = serde_json::from_str(&text).unwrap();
     rec["version"] = "1.1".into();
-    let name = old.file_name().unwrap().to_string_lossy().replace("-1.0-", "-1.1-");
+    let name = old
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace("-1.0-", "-1.1-");
     fs_err::write(meta.join(name), serde_json::to_string_pretty(&rec).unwrap()).unwrap();
     fs_err::remove_file(&old).unwrap();
     fs_err::write(prefix.join("share/release-notes.txt"), "1.1\n").unwrap();
@@ -72,7 +84,10 @@ fn diff_of_two_releases_and_verify_of_an_unpacked_one() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["conda"]["changed"][0]["name"], "hello-scripts");
     assert_eq!(v["conda"]["changed"][0]["new_version"], "1.1");
-    assert_eq!(v["new"]["files"].as_u64(), v["old"]["files"].as_u64().map(|n| n + 1));
+    assert_eq!(
+        v["new"]["files"].as_u64(),
+        v["old"]["files"].as_u64().map(|n| n + 1)
+    );
 
     // Two prefixes: the file-level changes too.
     let (code, table, stderr) = run(dir, &["diff", "build/one", "build/two"]);
@@ -84,14 +99,20 @@ fn diff_of_two_releases_and_verify_of_an_unpacked_one() {
     // Unpack writes the record; verify passes, then names every change.
     let (code, stdout, stderr) = run(dir, &["unpack", &a2, "prod/env"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("recorded the tree in prod/.env.tree.json"), "{stdout}");
+    assert!(
+        stdout.contains("recorded the tree in prod/.env.tree.json"),
+        "{stdout}"
+    );
     let (code, stdout, stderr) = run(dir, &["verify", "prod/env"]);
     snap("verify_clean", &format!("exit {code}\n{stdout}{stderr}"));
     assert_eq!(code, 0);
     // The diff between the archive and what was unpacked from it: same packages.
     let (code, table, _) = run(dir, &["diff", &a2, "prod/env"]);
     assert_eq!(code, 0);
-    assert!(table.contains("conda packages: 0 added, 0 removed, 0 changed"), "{table}");
+    assert!(
+        table.contains("conda packages: 0 added, 0 removed, 0 changed"),
+        "{table}"
+    );
 
     let env = dir.join("prod/env");
     fs_err::write(env.join("share/release-notes.txt"), "1.2\n").unwrap();
@@ -112,6 +133,9 @@ fn diff_of_two_releases_and_verify_of_an_unpacked_one() {
     let (code, _, stderr) = run(dir, &["unpack", "--no-record", &a1, "prod/bare"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, stdout, stderr) = run(dir, &["verify", "prod/bare"]);
-    snap("verify_no_record", &format!("exit {code}\n{stdout}{stderr}"));
+    snap(
+        "verify_no_record",
+        &format!("exit {code}\n{stdout}{stderr}"),
+    );
     assert_eq!(code, 2);
 }
