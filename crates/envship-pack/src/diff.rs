@@ -152,13 +152,17 @@ fn read_manifest(path: &Path) -> Result<Manifest, DiffError> {
     })
 }
 
-/// The findings of the audit report at `path`, if there is one.
-fn read_findings(path: &Path) -> Result<Option<Vec<AuditFinding>>, DiffError> {
-    #[derive(Deserialize)]
-    struct Report {
-        #[serde(default)]
-        findings: Vec<AuditFinding>,
-    }
+/// The audit report at `path`, if there is one.
+#[derive(Deserialize)]
+struct Report {
+    #[serde(default)]
+    summary: Option<serde_json::Value>,
+    #[serde(default)]
+    findings: Vec<AuditFinding>,
+}
+
+/// The summary and findings of the audit report at `path`, if there is one.
+fn read_findings(path: &Path) -> Result<Option<Report>, DiffError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(_) => return Ok(None),
@@ -167,9 +171,9 @@ fn read_findings(path: &Path) -> Result<Option<Vec<AuditFinding>>, DiffError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut f = r.findings;
-    f.sort();
-    Ok(Some(f))
+    let mut r = r;
+    r.findings.sort();
+    Ok(Some(r))
 }
 
 impl Side {
@@ -181,6 +185,14 @@ impl Side {
         m: &Manifest,
         audit: Option<&Path>,
     ) -> Result<Side, DiffError> {
+        let report = match audit {
+            Some(a) => read_findings(a)?,
+            None => None,
+        };
+        let (summary, findings) = match report {
+            Some(r) => (r.summary, Some(r.findings)),
+            None => (None, None),
+        };
         Ok(Side {
             kind,
             path: path.to_path_buf(),
@@ -190,11 +202,9 @@ impl Side {
             files: m.file_count,
             bytes: m.bytes,
             tree: None,
-            audit: m.audit.clone(),
-            findings: match audit {
-                Some(a) => read_findings(a)?,
-                None => None,
-            },
+            // The manifest's summary (ship puts it there), else the report's.
+            audit: m.audit.clone().or(summary),
+            findings,
         })
     }
 

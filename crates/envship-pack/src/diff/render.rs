@@ -53,10 +53,14 @@ fn audit_phrase(v: &Option<serde_json::Value>) -> String {
         return "not audited".into();
     };
     let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let count = |k: &str, one: &str| {
+        let c = n(k);
+        format!("{c} {one}{}", if c == 1 { "" } else { "s" })
+    };
     format!(
-        "{} errors, {} warnings, {} allowed",
-        n("errors"),
-        n("warnings"),
+        "{}, {}, {} allowed",
+        count("errors", "error"),
+        count("warnings", "warning"),
         n("allowed")
     )
 }

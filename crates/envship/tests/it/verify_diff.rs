@@ -37,7 +37,7 @@ fn pack(dir: &Path, prefix: &str, version: &str) -> String {
 }
 
 /// The second release: `hello-scripts` recorded at 1.1 (its conda-meta record renamed and
-/// edited, as an install of 1.1 would leave it) and a new file.
+/// edited, as an install of 1.1 would leave it), a new file and a new script.
 fn bump_hello_scripts(prefix: &Path) {
     let meta = prefix.join("conda-meta");
     let old = fs_err::read_dir(&meta)
@@ -61,6 +61,28 @@ fn bump_hello_scripts(prefix: &Path) {
     fs_err::write(meta.join(name), serde_json::to_string_pretty(&rec).unwrap()).unwrap();
     fs_err::remove_file(&old).unwrap();
     fs_err::write(prefix.join("share/release-notes.txt"), "1.1\n").unwrap();
+    // A script holding the build prefix with no placeholder recorded: a new audit finding.
+    let script = prefix.join("bin/stray-tool");
+    fs_err::write(&script, format!("#!/bin/sh\necho {}\n", prefix.display())).unwrap();
+    fs_err::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// The audit report of `prefix` beside the archive `archive`, as ship writes it.
+fn audit(dir: &Path, prefix: &str, archive: &str) {
+    let report = archive.replace(".tar.gz", ".audit.json");
+    let (code, _, stderr) = run(
+        dir,
+        &[
+            "audit",
+            prefix,
+            "--target",
+            "lcls-rhel6",
+            "--json",
+            "-o",
+            &report,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]
@@ -72,6 +94,8 @@ fn diff_of_two_releases_and_verify_of_an_unpacked_one() {
     bump_hello_scripts(&dir.join("build/two"));
     let a1 = pack(dir, "build/one", "1.0");
     let a2 = pack(dir, "build/two", "1.1");
+    audit(dir, "build/one", &a1);
+    audit(dir, "build/two", &a2);
 
     let (code, table, stderr) = run(dir, &["diff", &a1, &a2]);
     assert_eq!(code, 0, "{stderr}");
@@ -86,15 +110,17 @@ fn diff_of_two_releases_and_verify_of_an_unpacked_one() {
     assert_eq!(v["conda"]["changed"][0]["new_version"], "1.1");
     assert_eq!(
         v["new"]["files"].as_u64(),
-        v["old"]["files"].as_u64().map(|n| n + 1)
+        v["old"]["files"].as_u64().map(|n| n + 2)
     );
+    assert_eq!(v["audit"]["appeared"][0]["path"], "bin/stray-tool");
+    assert_eq!(v["audit"]["gone"].as_array().map(Vec::len), Some(0));
 
     // Two prefixes: the file-level changes too.
     let (code, table, stderr) = run(dir, &["diff", "build/one", "build/two"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(table.contains("~ hello-scripts"), "{table}");
-    // The renamed record and the new file; the files holding their own prefix differ too.
-    assert!(table.contains("2 added"), "{table}");
+    // The renamed record, the new file and script; files holding their own prefix differ too.
+    assert!(table.contains("3 added"), "{table}");
 
     // Unpack writes the record; verify passes, then names every change.
     let (code, stdout, stderr) = run(dir, &["unpack", &a2, "prod/env"]);
