@@ -351,10 +351,10 @@ impl TreeRecord {
         let by_index: HashMap<usize, String> = hashes.into_iter().collect();
         let mut files = 0;
         let mut bytes = 0;
-        for i in 0..walked.len() {
-            let Some(ino) = walked[i].inode else { continue };
+        for w in &mut walked {
+            let Some(ino) = w.inode else { continue };
             let h = first.get(&ino).and_then(|f| by_index.get(f)).cloned();
-            let e = &mut walked[i].entry;
+            let e = &mut w.entry;
             e.sha256 = h;
             files += 1;
             bytes += e.size.unwrap_or(0);
