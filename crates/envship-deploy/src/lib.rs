@@ -13,6 +13,11 @@
 //!
 //! Layout under ROOT: `NAME/VERSION/` (complete environments), `NAME/current` → `VERSION` (a
 //! relative symlink), and `.envship/` (the `lock`, `deployments.jsonl`, test logs, downloads).
+//! Beside each version, written as the last step before the switch: `NAME/.VERSION.tree.json`,
+//! the record of the deployed tree after relocation ([`live::record_path`],
+//! [`envship_pack::tree`]), and `NAME/.VERSION.manifest.json`, a copy of the archive's manifest
+//! ([`live::manifest_path`]); a forced redeploy rewrites both, and the next deploy removes those
+//! whose version directory is gone.
 //!
 //! Crash safety (kill -9 at any point leaves `current` pointing at a complete version): an
 //! archive is extracted into `NAME/.VERSION.partial-XXXX` and renamed to `VERSION` only once
