@@ -74,6 +74,8 @@ fn leftovers(env_dir: &Path) -> Vec<String> {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
+        // What deploy keeps beside each version (checked by `envship verify` below).
+        .filter(|n| !n.ends_with(".tree.json") && !n.ends_with(".manifest.json"))
         .collect()
 }
 
@@ -189,6 +191,11 @@ fn unpack_deploy_force_rollback_and_audit_on_a_2_6_32_kernel() {
     assert_eq!(current(&env_dir), "1");
     assert_env_works(&env_dir.join("1"));
     assert_eq!(leftovers(&env_dir), Vec::<String>::new());
+    // Both versions as deployed, the forced one included; `current` followed.
+    for v in ["current", "1", "2"] {
+        let out = run(&["verify", &path(&env_dir.join(v))]);
+        assert!(out.contains(": clean ("), "{v}: {out}");
+    }
 
     let report = run(&[
         "audit",
