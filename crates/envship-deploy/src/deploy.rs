@@ -296,7 +296,16 @@ fn deploy_locked(
         actions,
         progress,
     )?;
-    let placed = put_in_place(partial, env_dir, dest, version, actions)?;
+    // A replaced version's record and manifest describe the old tree: aside until the new ones
+    // are written, back if the old tree comes back.
+    let aside = live::KeptAside::take(&dest)?;
+    let placed = match put_in_place(partial, env_dir, dest, version, actions) {
+        Ok(p) => p,
+        Err(e) => {
+            aside.restore();
+            return Err(e);
+        }
+    };
 
     if opts.test {
         match self_test::run(opts, name, version, &final_root, progress) {
@@ -313,6 +322,7 @@ fn deploy_locked(
                     rec.test_log = Some(log.clone());
                 }
                 placed.undo(actions);
+                aside.restore();
                 return Err(e);
             }
         }
@@ -320,6 +330,7 @@ fn deploy_locked(
     }
 
     record_tree(&placed.dest, &v.manifest, actions)?;
+    aside.remove();
     switch_current(&placed.env_dir, version)?;
     actions.push(format!(
         "switched {} from {} to {version}",

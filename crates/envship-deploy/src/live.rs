@@ -33,6 +33,50 @@ pub fn manifest_path(version_dir: &Path) -> PathBuf {
     envship_pack::tree::manifest_path(version_dir)
 }
 
+/// The record and manifest kept beside a version that is being replaced, renamed to
+/// `NAME.old-PID` (a leftover name the next deploy removes) so that no record describes a tree
+/// it does not match while the new one is put in place, tested and recorded.
+pub(crate) struct KeptAside(Vec<(PathBuf, PathBuf)>);
+
+impl KeptAside {
+    /// Set aside what is kept beside `version_dir`, if anything.
+    pub(crate) fn take(version_dir: &Path) -> Result<KeptAside, DeployError> {
+        let mut moved = Vec::new();
+        for kept in [record_path(version_dir), manifest_path(version_dir)] {
+            if std::fs::symlink_metadata(&kept).is_err() {
+                continue;
+            }
+            let mut name = kept.file_name().unwrap_or_default().to_os_string();
+            name.push(format!(".old-{}", std::process::id()));
+            let aside = kept.with_file_name(name);
+            if let Err(e) = std::fs::rename(&kept, &aside) {
+                KeptAside(moved).restore();
+                return Err(DeployError::io("renaming", &kept)(e));
+            }
+            moved.push((kept, aside));
+        }
+        Ok(KeptAside(moved))
+    }
+
+    /// Put them back (the old tree is back).
+    pub(crate) fn restore(&self) {
+        for (kept, aside) in &self.0 {
+            if let Err(e) = std::fs::rename(aside, kept) {
+                tracing::warn!("could not rename {} back: {e}", aside.display());
+            }
+        }
+    }
+
+    /// Remove them (the new tree's are written).
+    pub(crate) fn remove(&self) {
+        for (_, aside) in &self.0 {
+            if let Err(e) = std::fs::remove_file(aside) {
+                tracing::warn!("could not remove {}: {e}", aside.display());
+            }
+        }
+    }
+}
+
 /// The version a kept file beside a version directory belongs to: `.VERSION.tree.json`,
 /// `.VERSION.manifest.json`.
 fn kept_file_version(name: &str) -> Option<&str> {

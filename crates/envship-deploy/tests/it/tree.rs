@@ -157,3 +157,35 @@ fn dry_run_shows_the_diff_against_current() {
     o.dry_run = true;
     assert!(deploy::deploy(&o, &NoProgress).unwrap().diff.is_none());
 }
+
+#[test]
+fn a_forced_redeploy_that_fails_its_test_leaves_the_old_tree_with_its_record() {
+    let dist = tempfile::tempdir().unwrap();
+    let bad_dist = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let good = packed_env(dist.path(), "e", "1", GOOD_TEST, rhel6());
+    let bad = packed_env(bad_dist.path(), "e", "1", "exit 3\n", rhel6());
+    deploy::deploy(&opts(&good, root.path()), &NoProgress).unwrap();
+    let env = root.path().join("e");
+    let record = std::fs::read(live::record_path(&env.join("1"))).unwrap();
+    let mut o = opts(&bad, root.path());
+    o.test = true;
+    o.force = true;
+    let err = deploy::deploy(&o, &NoProgress).unwrap_err();
+    assert!(
+        matches!(err, deploy::DeployError::TestFailed { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        std::fs::read(live::record_path(&env.join("1"))).unwrap(),
+        record,
+        "the old tree's record is back"
+    );
+    assert_clean(&env.join("current"));
+    let hidden: Vec<String> = std::fs::read_dir(&env)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".old-") || n.contains(".partial-"))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}
