@@ -164,4 +164,36 @@ fn diff_of_two_releases_and_verify_of_an_unpacked_one() {
         &format!("exit {code}\n{stdout}{stderr}"),
     );
     assert_eq!(code, 2);
+
+    // Deployed: the dry run of the next release shows the diff against current; both deployed
+    // versions verify clean, and diff between them counts the paths.
+    let (code, _, stderr) = run(dir, &["--quiet", "deploy", "--root", "root", &a1]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(dir, &["deploy", "--root", "root", &a2, "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("diff hello-envship 1.0 -> hello-envship 1.1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("~ hello-scripts"), "{stdout}");
+    let (code, _, stderr) = run(dir, &["--quiet", "deploy", "--root", "root", &a2]);
+    assert_eq!(code, 0, "{stderr}");
+    for v in ["root/hello-envship/current", "root/hello-envship/1.0"] {
+        let (code, stdout, stderr) = run(dir, &["verify", v]);
+        assert_eq!(code, 0, "{v}: {stdout}{stderr}");
+    }
+    let (code, table, stderr) = run(
+        dir,
+        &[
+            "diff",
+            "root/hello-envship/1.0",
+            "root/hello-envship/current",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        table.contains("diff hello-envship 1.0 -> hello-envship 1.1"),
+        "{table}"
+    );
+    assert!(table.contains("3 added"), "{table}");
 }
