@@ -419,6 +419,16 @@ mod tests {
     }
 
     #[test]
+    fn kept_file_names_give_their_version() {
+        assert_eq!(kept_file_version(".1.0.tree.json"), Some("1.0"));
+        assert_eq!(kept_file_version(".2.manifest.json"), Some("2"));
+        assert_eq!(kept_file_version(".2.tree.json.old-77"), None);
+        assert_eq!(kept_file_version("..2.tree.json.AbC123"), None);
+        assert_eq!(kept_file_version(".tree.json"), None);
+        assert_eq!(kept_file_version(".current.tmp-5"), None);
+    }
+
+    #[test]
     fn hidden_tree_names_give_their_version() {
         assert_eq!(hidden_tree_version(".1.2.3.partial-Xy9"), Some("1.2.3"));
         assert_eq!(hidden_tree_version(".2.old-123"), Some("2"));
