@@ -8,6 +8,7 @@ use envship_spec::{Progress, Target};
 
 use crate::{
     host::{check_host, target_label},
+    linked,
     live::{self, clean_leftovers, current_version, repair_current, switch_current},
     pause_point,
     record::{self, Record},
@@ -237,23 +238,24 @@ struct Placed {
 impl Placed {
     /// Take an untested version out again: the replaced tree back, or the new one removed.
     fn undo(&self, actions: &mut Vec<String>) {
-        let res =
-            match &self.old {
-                Some(o) => {
-                    let untested = self.env_dir.join(format!(
-                        ".{}.old-{}-untested",
-                        self.version,
-                        std::process::id()
-                    ));
-                    live::replace_tree(&self.env_dir, o, &self.dest, &untested, &self.version)
-                        .and_then(|_| {
-                            std::fs::remove_dir_all(&untested)
-                                .map_err(DeployError::io("removing", &untested))
-                        })
-                }
-                None => std::fs::remove_dir_all(&self.dest)
-                    .map_err(DeployError::io("removing", &self.dest)),
-            };
+        let res = match &self.old {
+            Some(o) => {
+                let untested = self.env_dir.join(format!(
+                    ".{}.old-{}-untested",
+                    self.version,
+                    std::process::id()
+                ));
+                live::replace_tree(&self.env_dir, o, &self.dest, &untested, &self.version).and_then(
+                    |_| {
+                        std::fs::remove_dir_all(&untested)
+                            .map_err(DeployError::io("removing", &untested))
+                    },
+                )
+            }
+            None => std::fs::remove_dir_all(&self.dest)
+                .map_err(DeployError::io("removing", &self.dest))
+                .and_then(|_| linked::keep_index(&self.env_dir, &self.version, None)),
+        };
         match res {
             Ok(()) => actions.push(format!("removed the untested {}", self.dest.display())),
             Err(e) => tracing::warn!("could not undo {}: {e}", self.dest.display()),
@@ -287,12 +289,18 @@ fn deploy_locked(
         return Err(DeployError::Exists { path: dest });
     }
     let final_root = env_root(&dest, &v.manifest);
+    let index = linked::archive_index(v.blocks_file.as_deref(), &v.manifest)?;
+    let link_from = if opts.no_link {
+        None
+    } else {
+        linked::link_from(&env_dir, previous.as_deref(), index.as_ref(), &v.manifest)
+    };
     let partial = extract(
         opts,
-        version,
-        archive,
+        (version, archive),
         &env_dir,
         &final_root,
+        link_from,
         actions,
         progress,
     )?;
@@ -306,6 +314,8 @@ fn deploy_locked(
             return Err(e);
         }
     };
+    // Kept for the next deploy to link from (removed again if this version is taken out).
+    linked::keep_index(&placed.env_dir, version, index.as_ref())?;
 
     if opts.test {
         match self_test::run(opts, name, version, &final_root, progress) {
@@ -379,16 +389,18 @@ fn record_tree(dest: &Path, m: &Manifest, actions: &mut Vec<String>) -> Result<(
     Ok(())
 }
 
-/// Extract and relocate `archive` into a new partial directory in `env_dir`, for `final_root`.
+/// Extract and relocate `archive` into a new partial directory in `env_dir`, for `final_root`;
+/// with `link_from`, the files the live version holds unchanged are hard-linked from it.
 fn extract(
     opts: &DeployOptions,
-    version: &str,
-    archive: &Path,
+    (version, archive): (&str, &Path),
     env_dir: &Path,
     final_root: &Path,
+    link_from: Option<envship_pack::LinkFrom>,
     actions: &mut Vec<String>,
     progress: &dyn Progress,
 ) -> Result<tempfile::TempDir, DeployError> {
+    let live = link_from.as_ref().map(|l| l.root.clone());
     let partial = tempfile::Builder::new()
         .prefix(&format!(".{version}.partial-"))
         .tempdir_in(env_dir)
@@ -398,6 +410,7 @@ fn extract(
         jobs: opts.jobs,
         no_relocate: false,
         prefix: Some(final_root.to_string_lossy().into_owned()),
+        link_from,
     };
     let out =
         envship_pack::unpack(archive, partial.path(), &uopts, progress).map_err(|source| {
@@ -414,6 +427,20 @@ fn extract(
         partial.path().display(),
         final_root.display()
     ));
+    if let Some(live) = live {
+        let l = out.linked;
+        actions.push(format!(
+            "linked {} files ({} bytes) unchanged from {}, wrote {} files ({} bytes); \
+             inflated {} of {} blocks",
+            l.files,
+            l.bytes,
+            live.display(),
+            out.files - l.files,
+            out.bytes - l.bytes,
+            l.blocks_read,
+            l.blocks_read + l.blocks_skipped
+        ));
+    }
     live::sync_tree_root(partial.path());
     pause_point("extracted");
     Ok(partial)

@@ -82,6 +82,21 @@ pub enum DeployError {
         source: Box<envship_pack::PackError>,
     },
 
+    /// A block index (the archive's `.blocks.json`, or the one a live version kept) cannot be
+    /// used for a linked deploy.
+    #[error("block index {}", path.display())]
+    #[diagnostic(
+        code(envship::deploy::block_index),
+        help("deploy with --no-link to extract everything instead")
+    )]
+    BlockIndex {
+        /// The index file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        #[source]
+        source: Box<envship_pack::PackError>,
+    },
+
     /// Something in the manifest is unusable (bad name/version/target).
     #[error("manifest {}: {reason}", path.display())]
     #[diagnostic(code(envship::deploy::bad_manifest))]

@@ -39,6 +39,7 @@
 mod deploy;
 mod error;
 pub mod host;
+pub mod linked;
 pub mod live;
 pub mod lock;
 pub mod record;
@@ -100,6 +101,8 @@ pub struct DeployOptions {
     pub github: GithubConfig,
     /// Extraction threads (0 = all cores).
     pub jobs: usize,
+    /// Extract every file, instead of hard-linking those the live version already holds.
+    pub no_link: bool,
 }
 
 /// What a deploy did (or, with `dry_run`, would do).

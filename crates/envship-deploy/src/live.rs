@@ -78,13 +78,17 @@ impl KeptAside {
 }
 
 /// The version a kept file beside a version directory belongs to: `.VERSION.tree.json`,
-/// `.VERSION.manifest.json`.
+/// `.VERSION.manifest.json`, `.VERSION.blocks.json` (the block index linked deploys read).
 fn kept_file_version(name: &str) -> Option<&str> {
     let rest = name.strip_prefix('.')?;
-    [envship_pack::tree::RECORD_SUFFIX, ".manifest.json"]
-        .iter()
-        .find_map(|s| rest.strip_suffix(s))
-        .filter(|v| !v.is_empty() && !v.starts_with('.'))
+    [
+        envship_pack::tree::RECORD_SUFFIX,
+        ".manifest.json",
+        ".blocks.json",
+    ]
+    .iter()
+    .find_map(|s| rest.strip_suffix(s))
+    .filter(|v| !v.is_empty() && !v.starts_with('.'))
 }
 
 /// Remove what killed deploys left in `ROOT/NAME`: partial extractions, swapped-out trees and
@@ -96,7 +100,7 @@ pub(crate) fn clean_leftovers(env_dir: &Path, actions: &mut Vec<String>) {
     let live = std::fs::read_link(env_dir.join(CURRENT)).ok();
     for e in rd.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        // A kept record or manifest goes with its version; `..NAME.XXXXXX` is the temp file of
+        // A kept record, manifest or block index goes with its version; `..NAME.XXXXXX` is the temp file of
         // an interrupted atomic write of one.
         let orphan = kept_file_version(&n).is_some_and(|v| !env_dir.join(v).is_dir());
         let half_written = n.starts_with("..");

@@ -78,6 +78,8 @@ pub struct Fetched {
     pub sha256_file: Option<PathBuf>,
     /// Its `.manifest.json`.
     pub manifest_file: Option<PathBuf>,
+    /// Its `.blocks.json` (for linked deploys; optional).
+    pub blocks_file: Option<PathBuf>,
     /// Keeps a download directory alive (removed when dropped).
     _tmp: Option<tempfile::TempDir>,
 }
@@ -87,6 +89,7 @@ impl Fetched {
         Self {
             sha256_file: artifacts::find_sidecar(&archive, ".sha256"),
             manifest_file: artifacts::find_sidecar(&archive, ".manifest.json"),
+            blocks_file: artifacts::find_sidecar(&archive, Sidecar::Blocks.suffix()),
             archive,
             _tmp: None,
         }
@@ -206,10 +209,12 @@ pub fn fetch(
                 Some(p) => Some(p),
                 None => get(&format!("{file}.manifest.json"), false)?,
             };
+            let blocks = get(&format!("{stem}{}", Sidecar::Blocks.suffix()), false)?;
             Ok(Fetched {
                 archive,
                 sha256_file: sha,
                 manifest_file: manifest,
+                blocks_file: blocks,
                 _tmp: Some(tmp),
             })
         }
@@ -265,10 +270,12 @@ pub fn fetch(
                 Some(p) => Some(p),
                 None => get(&format!("{pick}.manifest.json"))?,
             };
+            let blocks = get(&format!("{stem}{}", Sidecar::Blocks.suffix()))?;
             Ok(Fetched {
                 archive,
                 sha256_file: sha,
                 manifest_file: manifest,
+                blocks_file: blocks,
                 _tmp: Some(tmp),
             })
         }

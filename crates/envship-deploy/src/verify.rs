@@ -34,6 +34,8 @@ pub struct Verified {
     pub manifest_path: PathBuf,
     /// The archive's sha256 (lowercase hex).
     pub sha256: String,
+    /// Its block index sidecar, if it came with one (checked against the manifest when used).
+    pub blocks_file: Option<PathBuf>,
 }
 
 /// Read the manifest of `fetched` and check the archive against its sha256.
@@ -104,5 +106,6 @@ pub fn verify(fetched: &Fetched) -> Result<Verified, DeployError> {
         manifest,
         manifest_path,
         sha256: actual,
+        blocks_file: fetched.blocks_file.clone(),
     })
 }

@@ -141,6 +141,27 @@ struct Created {
     dir: bool,
 }
 
+/// Whether `name` in `dir` is a regular file (the link itself is examined) of this size,
+/// permission bits and mtime.
+fn stat_matches(dir: &OwnedFd, name: &CString, (size, mode, mtime): (u64, u32, i64)) -> bool {
+    // SAFETY: an all-zero stat is a valid value; fstatat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd, C string and out pointer.
+    let r = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    r == 0
+        && st.st_mode & libc::S_IFMT == libc::S_IFREG
+        && st.st_size as u64 == size
+        && st.st_mode & 0o7777 == mode
+        && st.st_mtime == mtime
+}
+
 /// A directory that is written beneath, never through a symlink (see the module docs).
 pub struct Beneath {
     root: OwnedFd,
@@ -337,6 +358,49 @@ impl Beneath {
         })?;
         self.note(rel.as_bytes(), false);
         Ok(())
+    }
+
+    /// Whether `rel` is a regular file (not a symlink, none on the way) with `size` bytes,
+    /// exactly the permission bits `mode` and the mtime `mtime`.
+    pub fn regular_file_matches(&self, rel: &ArchivePath, how: (u64, u32, i64)) -> bool {
+        let (Ok(dir), Ok(name)) = (self.open_dir(rel.parent()), cstr(rel.file_name())) else {
+            return false;
+        };
+        stat_matches(&dir, &name, how)
+    }
+
+    /// Create `rel` as a hard link to the regular file `existing` of another tree `src` (a
+    /// deployed version), if that file has `size` bytes and exactly the permission bits `mode`.
+    /// Neither tree is followed through a symlink. `Ok(false)` when the file is not there or
+    /// differs: the caller writes it instead.
+    pub fn link_from(
+        &self,
+        src: &Beneath,
+        existing: &ArchivePath,
+        rel: &ArchivePath,
+        (size, mode, mtime): (u64, u32, i64),
+    ) -> io::Result<bool> {
+        let Ok(from_dir) = src.open_dir(existing.parent()) else {
+            return Ok(false);
+        };
+        let from = cstr(existing.file_name())?;
+        if !stat_matches(&from_dir, &from, (size, mode, mtime)) {
+            return Ok(false);
+        }
+        let dir = self.open_dir(rel.parent())?;
+        let name = cstr(rel.file_name())?;
+        // SAFETY: valid C strings and fds; flags 0 = do not follow `from`.
+        cvt(unsafe {
+            libc::linkat(
+                from_dir.as_raw_fd(),
+                from.as_ptr(),
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                0,
+            )
+        })?;
+        self.note(rel.as_bytes(), false);
+        Ok(true)
     }
 
     /// Open the existing regular file `rel` for reading and rewriting in place; `None` when it

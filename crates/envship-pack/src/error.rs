@@ -57,6 +57,18 @@ pub enum PackError {
         reason: String,
     },
 
+    /// A block index sidecar (`.blocks.json`) cannot be used.
+    #[error("bad block index {}: {reason}", path.display())]
+    #[diagnostic(help(
+        "the index is only an aid: remove it to read the archive without it, or pack again"
+    ))]
+    BadBlockIndex {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A package's name, version or qualifiers make no valid package URL (SBOM).
     #[error("cannot make a package URL for {package}")]
     #[diagnostic(help("the package's metadata (conda-meta record or METADATA) is malformed"))]

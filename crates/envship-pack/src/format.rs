@@ -351,6 +351,9 @@ pub enum Sidecar {
     TestLog,
     /// The software bill of materials, CycloneDX 1.6 JSON (pack; see [`crate::sbom`]).
     Sbom,
+    /// Where each compressed block of a tar.gz or tar.zst is (pack; see
+    /// [`crate::blocks::index`]): lets deploy and unpack inflate blocks alone.
+    Blocks,
 }
 
 impl Sidecar {
@@ -359,6 +362,7 @@ impl Sidecar {
         Sidecar::Sha256,
         Sidecar::Manifest,
         Sidecar::Sbom,
+        Sidecar::Blocks,
         Sidecar::Audit,
         Sidecar::TestLog,
     ];
@@ -371,6 +375,7 @@ impl Sidecar {
             Sidecar::Audit => ".audit.json",
             Sidecar::TestLog => ".test.log",
             Sidecar::Sbom => ".cdx.json",
+            Sidecar::Blocks => ".blocks.json",
         }
     }
 

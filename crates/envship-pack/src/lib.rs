@@ -23,7 +23,7 @@
 //! rewrites copies of them for the archive, else they are left out (see `pyc.rs`).
 //!
 //! **Bounded memory**: files are streamed; only files rewritten for `--dest-prefix` are held
-//! whole. Parallel gzip keeps at most 2 × threads blocks of 1 MiB in flight.
+//! whole. Compression keeps at most 2 × threads blocks of about 1 MiB in flight.
 //!
 //! **Safe output**: written to a temp file in the output directory and renamed; `.sha256`
 //! (sha256sum format), `.manifest.json` ([`Manifest`]) and `.cdx.json` (a CycloneDX 1.6 SBOM,
@@ -42,6 +42,7 @@
 
 pub mod archive_path;
 pub mod beneath;
+pub mod blocks;
 mod deflate_walk;
 pub mod diff;
 mod error;
@@ -57,16 +58,16 @@ pub mod scripts;
 pub mod tree;
 mod unpack;
 
+pub use blocks::{cache::BlockCache, BlockStats};
 pub use error::{PackError, Result};
 pub use format::{
     archive_stem, default_file_name, ArchiveKind, Format, Sidecar, SquashfsCompression,
 };
-pub use manifest::{Manifest, ManifestTarget, RelocationSummary};
-pub use pack::{pack, PackOptions, PackOutput, DEFAULT_EPOCH};
-pub use pgzip::ParGzWriter;
+pub use manifest::{BlockIndexRef, Manifest, ManifestTarget, RelocationSummary};
+pub use pack::{pack, BlockReuse, PackOptions, PackOutput, DEFAULT_EPOCH};
 pub use prefix::{CondaPackage, PipPackage};
 pub use relocate::{relocate, RelocateOutput, RelocationList, RELOCATION_LIST};
-pub use unpack::{unpack, UnpackOptions, UnpackOutput};
+pub use unpack::{unpack, LinkFrom, Linked, UnpackOptions, UnpackOutput};
 
 /// What the fuzz targets (`fuzz/`) reach that is otherwise private. Not a stable API.
 #[doc(hidden)]

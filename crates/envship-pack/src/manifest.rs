@@ -82,6 +82,10 @@ pub struct Manifest {
     /// The SBOM sidecar's file name (no directory; `None` in manifests of envship before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sbom: Option<String>,
+    /// The block index sidecar (tar.gz and tar.zst), so that a reader can trust it as much as
+    /// the manifest (`None` for other formats and in manifests of envship before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_index: Option<BlockIndexRef>,
     /// Environment variables from `conda-meta/state` applied by `bin/activate`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_vars: BTreeMap<String, String>,
@@ -94,6 +98,17 @@ pub struct Manifest {
     /// Anything else later stages record.
     #[serde(default, flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// The manifest's pointer to the block index.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockIndexRef {
+    /// The sidecar's file name.
+    pub file: String,
+    /// Its sha256.
+    pub sha256: String,
+    /// How many blocks it lists.
+    pub blocks: usize,
 }
 
 impl Manifest {

@@ -13,6 +13,7 @@ pub const SIDECAR_SUFFIXES: &[&str] = &[
     Sidecar::Sha256.suffix(),
     Sidecar::Manifest.suffix(),
     Sidecar::Sbom.suffix(),
+    Sidecar::Blocks.suffix(),
     ".lock",
     ".envship.lock",
     Sidecar::Audit.suffix(),

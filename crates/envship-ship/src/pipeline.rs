@@ -49,6 +49,8 @@ pub struct ShipOptions {
     pub timeout: Duration,
     /// Where to write a JUnit report of the test.
     pub junit: Option<PathBuf>,
+    /// Whether pack reuses compressed blocks of earlier packs.
+    pub reuse: envship_pack::BlockReuse,
 }
 
 /// Where [`ship`] reports what it is doing.
@@ -372,6 +374,7 @@ impl Run<'_> {
             // deployment) puts it.
             dest_prefix: (opts.format == Format::Squashfs).then(|| opts.dest_prefix.clone()),
             force: true,
+            reuse: opts.reuse.clone(),
             ..PackOptions::default()
         };
         let progress = self.reporter.progress();

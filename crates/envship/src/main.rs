@@ -7,6 +7,7 @@
 // The binary is where output to the terminal belongs; the libraries never print.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod block_cache_args;
 mod commands;
 mod exit;
 mod interrupt;

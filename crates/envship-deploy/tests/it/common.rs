@@ -33,19 +33,43 @@ pub fn packed_env_as(
     target: envship_pack::ManifestTarget,
     format: envship_pack::Format,
 ) -> PathBuf {
-    packed_env_with(out_dir, name, version, test_script, target, format, "1.0")
+    let env = Env {
+        name,
+        version,
+        test_script,
+        extra: &[],
+    };
+    packed_env_with(out_dir, &env, target, format)
 }
 
-/// [`packed_env_as`] whose `hello` conda package has version `pkg_version`.
+/// What [`packed_env_with`] packs.
+pub struct Env<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub test_script: &'a str,
+    /// More files (path in the prefix, content), no package owns them.
+    pub extra: &'a [(&'a str, Vec<u8>)],
+}
+
+/// [`packed_env_as`] with more files in the prefix.
 pub fn packed_env_with(
     out_dir: &Path,
-    name: &str,
-    version: &str,
-    test_script: &str,
+    env: &Env<'_>,
+    target: envship_pack::ManifestTarget,
+    format: envship_pack::Format,
+) -> PathBuf {
+    packed_env_pkg(out_dir, env, target, format, "1.0")
+}
+
+/// [`packed_env_with`] whose `hello` conda package has version `pkg_version`.
+pub fn packed_env_pkg(
+    out_dir: &Path,
+    env: &Env<'_>,
     target: envship_pack::ManifestTarget,
     format: envship_pack::Format,
     pkg_version: &str,
 ) -> PathBuf {
+    let (name, version, test_script) = (env.name, env.version, env.test_script);
     let build = tempfile::tempdir().unwrap();
     let prefix = build
         .path()
@@ -67,6 +91,11 @@ pub fn packed_env_with(
         bytes(version.len() as u64 + 7, 200_000),
     )
     .unwrap();
+    for (path, data) in env.extra {
+        let p = prefix.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
     let record = serde_json::json!({
         "name": "hello", "version": pkg_version, "build": "0", "build_number": 0,
         "channel": "https://conda.anaconda.org/conda-forge", "subdir": "linux-64",
@@ -108,6 +137,7 @@ pub fn packed_env_with(
             allow_modified_files: false,
             allow_editable: false,
             source_date_epoch: None,
+            reuse: Default::default(),
         },
         &envship_spec::NoProgress,
     )

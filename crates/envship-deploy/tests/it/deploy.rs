@@ -12,7 +12,7 @@ use envship_spec::NoProgress;
 
 use crate::common::{packed_env, packed_env_as, rhel6, GOOD_TEST};
 
-pub fn opts(source: &Path, root: &Path) -> DeployOptions {
+pub(crate) fn opts(source: &Path, root: &Path) -> DeployOptions {
     DeployOptions {
         source: source.to_str().unwrap().into(),
         root: root.to_path_buf(),
@@ -33,17 +33,18 @@ pub fn opts(source: &Path, root: &Path) -> DeployOptions {
             },
         },
         jobs: 2,
+        no_link: false,
     }
 }
 
-fn current(root: &Path, name: &str) -> Option<String> {
+pub(crate) fn current(root: &Path, name: &str) -> Option<String> {
     std::fs::read_link(root.join(name).join("current"))
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// The environment `current` points at is complete and works: its test passes.
-fn assert_current_works(root: &Path, name: &str) {
+pub(crate) fn assert_current_works(root: &Path, name: &str) {
     let env = root.join(name).join("current");
     for f in [
         "bin/activate",
@@ -71,7 +72,7 @@ fn assert_current_works(root: &Path, name: &str) {
 }
 
 /// Every path under `root` with its type, content hash or link target, and mtime.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
     fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, String>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
@@ -113,7 +114,11 @@ fn leftovers(root: &Path, name: &str) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         // What deploy keeps beside each version.
-        .filter(|n| !n.ends_with(".tree.json") && !n.ends_with(".manifest.json"))
+        .filter(|n| {
+            ![".tree.json", ".manifest.json", ".blocks.json"]
+                .iter()
+                .any(|k| n.ends_with(k))
+        })
         .collect()
 }
 

@@ -5,4 +5,5 @@
 
 mod common;
 mod deploy;
+mod linked;
 mod tree;

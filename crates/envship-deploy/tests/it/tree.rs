@@ -8,7 +8,7 @@ use envship_pack::tree::{self, TreeError};
 use envship_spec::NoProgress;
 
 use crate::{
-    common::{packed_env, packed_env_with, rhel6, GOOD_TEST},
+    common::{packed_env, packed_env_pkg, rhel6, Env, GOOD_TEST},
     deploy::opts,
 };
 
@@ -130,8 +130,14 @@ fn dry_run_shows_the_diff_against_current() {
     let dist = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
     let tgz = envship_pack::Format::TarGz;
-    let a1 = packed_env_with(dist.path(), "e", "1", GOOD_TEST, rhel6(), tgz, "1.0");
-    let a2 = packed_env_with(dist.path(), "e", "2", GOOD_TEST, rhel6(), tgz, "1.1");
+    let env = |version| Env {
+        name: "e",
+        version,
+        test_script: GOOD_TEST,
+        extra: &[],
+    };
+    let a1 = packed_env_pkg(dist.path(), &env("1"), rhel6(), tgz, "1.0");
+    let a2 = packed_env_pkg(dist.path(), &env("2"), rhel6(), tgz, "1.1");
     deploy::deploy(&opts(&a1, root.path()), &NoProgress).unwrap();
     let mut o = opts(&a2, root.path());
     o.dry_run = true;

@@ -213,7 +213,7 @@ pub(super) fn write_installer(
     how: &Compression,
     label: &Label<'_>,
 ) -> Result<String> {
-    let (mut payload, payload_sha256) = write_tar_temp(items, ctx, &out.dir, how)?;
+    let (mut payload, payload_sha256, _) = write_tar_temp(items, ctx, &out.dir, how)?;
     let payload_path = payload.path().to_path_buf();
     let payload_bytes = payload
         .as_file()

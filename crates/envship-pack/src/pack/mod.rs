@@ -12,21 +12,38 @@ mod plan;
 mod squashfs;
 mod writers;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use envship_spec::{Progress, ProgressUnit};
 
 use crate::{
+    blocks::{cache::BlockCache, BlockStats},
     error::PackError,
     error::Result,
-    format::{default_file_name, Format, SquashfsCompression},
-    manifest::{Manifest, ManifestTarget, MANIFEST_VERSION},
+    format::{default_file_name, Format, Sidecar, SquashfsCompression},
+    manifest::{BlockIndexRef, Manifest, ManifestTarget, MANIFEST_VERSION},
     sbom::{self, SbomCounts},
 };
 
 /// The mtime stored when `SOURCE_DATE_EPOCH` is not set: 1980-01-01T00:00:00Z, the earliest
 /// time zip can store, so every format stores the same instant.
 pub const DEFAULT_EPOCH: u64 = 315_532_800;
+
+/// Whether a tar.gz or tar.zst pack reuses compressed blocks of earlier packs (see
+/// [`crate::blocks`]). The archive is byte-identical either way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum BlockReuse {
+    /// Compress every block.
+    #[default]
+    Off,
+    /// Reuse and keep blocks in this cache directory, trimmed to `max_bytes` after the pack.
+    Cache {
+        /// The cache directory.
+        dir: PathBuf,
+        /// Its size bound.
+        max_bytes: u64,
+    },
+}
 
 /// What to pack and how.
 #[derive(Clone, Debug, Default)]
@@ -70,6 +87,8 @@ pub struct PackOptions {
     pub allow_editable: bool,
     /// mtime for every entry; default `SOURCE_DATE_EPOCH`, else [`DEFAULT_EPOCH`].
     pub source_date_epoch: Option<u64>,
+    /// Reuse compressed blocks (tar.gz and tar.zst).
+    pub reuse: BlockReuse,
 }
 
 /// What `pack` produced.
@@ -93,6 +112,10 @@ pub struct PackOutput {
     pub file_count: u64,
     /// Their uncompressed bytes.
     pub bytes: u64,
+    /// The `.blocks.json` sidecar (tar.gz and tar.zst).
+    pub block_index_path: Option<PathBuf>,
+    /// Blocks reused and compressed (tar.gz and tar.zst).
+    pub blocks: Option<BlockStats>,
 }
 
 /// The epoch given (option, else `SOURCE_DATE_EPOCH`): the SBOM's timestamp only comes from
@@ -159,19 +182,50 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         level: opts.compress_level.unwrap_or(4),
         threads: jobs(opts.jobs),
         force: opts.force,
+        cache: match &opts.reuse {
+            BlockReuse::Off => None,
+            BlockReuse::Cache { dir, max_bytes } => {
+                Some(Arc::new(BlockCache::new(dir.clone(), *max_bytes)))
+            }
+        },
     };
     progress.start("pack", Some(plan.bytes), ProgressUnit::Bytes);
     let label = installer::Label {
         text: format!("{} {} ({})", opts.name, opts.version, opts.target.subdir),
         arcroot: &plan.arcroot,
     };
-    let sha256 = output::write_archive(&plan.items, &ctx, &out, &how, &label)?;
+    let written = output::write_archive(&plan.items, &ctx, &out, &how, &label)?;
     progress.finish("pack");
+    let sha256 = written.sha256;
 
     if let Some(sum) = &sha256 {
         output::write_sha256_sidecar(&out, sum)?;
     }
     sbom::write(&out.sbom, &bom)?;
+    let (block_index, blocks) = match written.blocks {
+        Some((index, stats)) => {
+            let path = Sidecar::Blocks.path_for(&out.archive);
+            index.write(&path)?;
+            let sha256 = envship_spec::digest::sha256_file(&path)
+                .map_err(PackError::io("reading", &path))?;
+            let r = BlockIndexRef {
+                file: output::file_name(&path),
+                sha256,
+                blocks: index.blocks.len(),
+            };
+            (Some((path, r)), Some(stats))
+        }
+        None => (None, None),
+    };
+    if let Some(cache) = &how.cache {
+        let removed = cache.trim();
+        if removed > 0 {
+            tracing::info!(
+                "trimmed {removed} bytes of least recently used blocks from {}",
+                cache.dir().display()
+            );
+        }
+    }
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         envship_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -193,6 +247,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         conda_packages: plan.scan.conda.clone(),
         pip_packages: plan.scan.pip.clone(),
         sbom: Some(output::file_name(&out.sbom)),
+        block_index: block_index.as_ref().map(|(_, r)| r.clone()),
         env_vars: plan.scan.env_vars.clone(),
         audit: None,
         test: None,
@@ -209,5 +264,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         sbom_counts,
         file_count: plan.file_count,
         bytes: plan.bytes,
+        block_index_path: block_index.map(|(p, _)| p),
+        blocks,
     })
 }

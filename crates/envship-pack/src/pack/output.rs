@@ -17,9 +17,9 @@ use super::{
     writers::{write_dir, write_tar, write_zip, Ctx},
 };
 use crate::{
+    blocks::{cache::BlockCache, index::BlockIndex, BlockStats, BlockWriter, Codec},
     error::{PackError, Result},
     format::{Format, Sidecar, SquashfsCompression},
-    pgzip::ParGzWriter,
     relocate,
 };
 
@@ -74,18 +74,35 @@ pub(super) struct Compression {
     pub level: i32,
     pub threads: usize,
     pub force: bool,
+    /// Compressed blocks to reuse and keep (tar formats).
+    pub cache: Option<Arc<BlockCache>>,
 }
 
-/// Writes the archive to `out` and returns its sha256 (`None` for `dir`).
+/// A written archive: its sha256 and, for tar.gz and tar.zst, its block index.
+pub(super) struct Written {
+    pub sha256: Option<String>,
+    pub blocks: Option<(BlockIndex, BlockStats)>,
+}
+
+impl Written {
+    fn plain(sha256: Option<String>) -> Self {
+        Written {
+            sha256,
+            blocks: None,
+        }
+    }
+}
+
+/// Writes the archive to `out`.
 pub(super) fn write_archive(
     items: &[Item],
     ctx: &Ctx<'_>,
     out: &Destination,
     how: &Compression,
     label: &Label<'_>,
-) -> Result<Option<String>> {
-    match how.format {
-        Format::TarGz | Format::TarZst => write_tar_file(items, ctx, out, how).map(Some),
+) -> Result<Written> {
+    let written = match how.format {
+        Format::TarGz | Format::TarZst => return write_tar_file(items, ctx, out, how),
         Format::Sh => write_installer(items, ctx, out, how, label).map(Some),
         Format::Squashfs => write_squashfs(items, ctx, out, how).map(Some),
         Format::Zip => {
@@ -119,7 +136,8 @@ pub(super) fn write_archive(
             fs::rename(&kept, out_path).map_err(PackError::io("renaming to", out_path))?;
             Ok(None)
         }
-    }
+    };
+    written.map(Written::plain)
 }
 
 /// A compressed tar, hashed as it is written, renamed into place.
@@ -128,20 +146,23 @@ fn write_tar_file(
     ctx: &Ctx<'_>,
     out: &Destination,
     how: &Compression,
-) -> Result<String> {
-    let (tmp, sha256) = write_tar_temp(items, ctx, &out.dir, how)?;
+) -> Result<Written> {
+    let (tmp, sha256, blocks) = write_tar_temp(items, ctx, &out.dir, how)?;
     persist(tmp, &out.archive, how.force)?;
-    Ok(sha256)
+    Ok(Written {
+        sha256: Some(sha256),
+        blocks: Some(blocks),
+    })
 }
 
-/// A compressed tar (gzip unless the format is tar.zst) in a synced temp file in `dir`, and its
-/// sha256.
+/// A compressed tar (gzip unless the format is tar.zst) in a synced temp file in `dir`, its
+/// sha256, its block index and how many blocks were reused.
 pub(super) fn write_tar_temp(
     items: &[Item],
     ctx: &Ctx<'_>,
     dir: &Path,
     how: &Compression,
-) -> Result<(tempfile::NamedTempFile, String)> {
+) -> Result<(tempfile::NamedTempFile, String, (BlockIndex, BlockStats))> {
     let tmp = temp_file(dir)?;
     let tmp_path = tmp.path().to_path_buf();
     let handle = tmp
@@ -149,37 +170,28 @@ pub(super) fn write_tar_temp(
         .try_clone()
         .map_err(PackError::io("opening", tmp_path.clone()))?;
     let hw = HashWriter::new(io::BufWriter::with_capacity(1 << 20, handle));
-    let io_err = PackError::io("writing", tmp_path.clone());
-    let hw = if how.format != Format::TarZst {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(how.threads)
-            .thread_name(|i| format!("envship-gzip-{i}"))
-            .build()
-            .map_err(PackError::ThreadPool)?;
-        let gz = ParGzWriter::new(hw, how.level.clamp(0, 9) as u32, Arc::new(pool));
-        write_tar(items, gz, ctx, &tmp_path)?
-            .finish()
-            .map_err(io_err)?
+    let codec = if how.format == Format::TarZst {
+        Codec::Zstd(how.level.clamp(1, 22))
     } else {
-        let mut enc = zstd::stream::write::Encoder::new(hw, how.level.clamp(1, 22))
-            .map_err(PackError::io("starting zstd for", tmp_path.clone()))?;
-        // Always the multithreaded code path (even for -j1): zstd's output then does
-        // not depend on the worker count, so archives are reproducible across -j.
-        enc.multithread(how.threads as u32)
-            .map_err(PackError::io("starting zstd threads for", tmp_path.clone()))?;
-        enc.include_checksum(true)
-            .map_err(PackError::io("configuring zstd for", tmp_path.clone()))?;
-        write_tar(items, enc, ctx, &tmp_path)?
-            .finish()
-            .map_err(io_err)?
+        Codec::Gzip(how.level.clamp(0, 9) as u32)
     };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(how.threads)
+        .thread_name(|i| format!("envship-compress-{i}"))
+        .build()
+        .map_err(PackError::ThreadPool)?;
+    let mut sink = BlockWriter::new(hw, codec, Arc::new(pool), how.cache.clone());
+    write_tar(items, &mut sink, ctx, &tmp_path)?;
+    let (hw, index, stats) = sink
+        .finish()
+        .map_err(PackError::io("writing", tmp_path.clone()))?;
     let sha256 = hw
         .finish()
         .map_err(PackError::io("writing", tmp_path.clone()))?;
     tmp.as_file()
         .sync_all()
         .map_err(PackError::io("syncing", tmp_path))?;
-    Ok((tmp, sha256))
+    Ok((tmp, sha256, (index, stats)))
 }
 
 pub(super) fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {

@@ -17,6 +17,10 @@ use super::{
     DEFAULT_EPOCH,
 };
 use crate::{
+    blocks::{
+        index::{EntryKind, IndexEntry},
+        BlockWriter, EntryStart,
+    },
     error::{PackError, Result},
     relocate::{self, RelocEntry},
 };
@@ -157,42 +161,112 @@ fn stop_if_requested() -> Result<()> {
     Ok(())
 }
 
-/// Writes the items as a tar stream into `sink` and returns it (`out` names it in errors).
-pub(super) fn write_tar<W: Write>(items: &[Item], sink: W, ctx: &Ctx<'_>, out: &Path) -> Result<W> {
+/// The tar header of an item, its kind for the block index and its content.
+type TarEntry = (tar::Header, IndexEntry, Option<(Box<dyn Read + Send>, u64)>);
+
+fn tar_entry(item: &Item, ctx: &Ctx<'_>) -> Result<TarEntry> {
+    let mut h = tar::Header::new_gnu();
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(ctx.mtime);
+    let (entry_type, kind, mode) = match &item.kind {
+        ItemKind::Dir => (tar::EntryType::Directory, EntryKind::Dir, 0o755),
+        ItemKind::File { exec, .. } => (tar::EntryType::Regular, EntryKind::File, mode_of(*exec)),
+        ItemKind::Symlink(_) => (tar::EntryType::Symlink, EntryKind::Symlink, 0o777),
+        ItemKind::Hardlink(_) => (tar::EntryType::Link, EntryKind::Hardlink, 0o644),
+    };
+    h.set_entry_type(entry_type);
+    h.set_mode(mode);
+    let content = ctx.file_content(&item.kind)?;
+    let size = content.as_ref().map_or(0, |c| c.1);
+    h.set_size(size);
+    let (target, relocated) = match &item.kind {
+        ItemKind::Symlink(t) | ItemKind::Hardlink(t) => (Some(t.as_slice()), false),
+        ItemKind::File { reloc, .. } => (None, reloc.is_some()),
+        ItemKind::Dir => (None, false),
+    };
+    let exact = std::str::from_utf8(&item.name).is_ok()
+        && target.is_none_or(|t| std::str::from_utf8(t).is_ok());
+    let entry = IndexEntry {
+        path: String::from_utf8_lossy(&item.name).into_owned(),
+        kind,
+        mode,
+        size,
+        target: target.map(|t| String::from_utf8_lossy(t).into_owned()),
+        relocated,
+        xxh3: None,
+        exact,
+    };
+    Ok((h, entry, content))
+}
+
+/// Hashes what is read through it (a file's content, for the block index).
+struct Hashing<R> {
+    inner: R,
+    hash: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Writes the items as a tar stream into `sink`, telling it where every entry and its data
+/// start, so it can cut blocks at entry boundaries (`out` names the output in errors).
+pub(super) fn write_tar<W: Write>(
+    items: &[Item],
+    sink: &mut BlockWriter<W>,
+    ctx: &Ctx<'_>,
+    out: &Path,
+) -> Result<()> {
     let io_err = |e: io::Error| PackError::io("writing", out)(e);
-    let mut b = tar::Builder::new(sink);
-    b.mode(tar::HeaderMode::Deterministic);
+    // The tar crate writes each entry's header (with a GNU long-name entry before it when the
+    // name needs one) into this scratch buffer; the data is copied to the sink here, so that
+    // the sink sees where the data starts.
+    let mut headers = tar::Builder::new(Vec::new());
     for item in items {
         stop_if_requested()?;
         let path = os(&item.name);
-        let mut h = tar::Header::new_gnu();
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(ctx.mtime);
-        let (entry_type, mode) = match &item.kind {
-            ItemKind::Dir => (tar::EntryType::Directory, 0o755),
-            ItemKind::File { exec, .. } => (tar::EntryType::Regular, mode_of(*exec)),
-            ItemKind::Symlink(_) => (tar::EntryType::Symlink, 0o777),
-            ItemKind::Hardlink(_) => (tar::EntryType::Link, 0o644),
-        };
-        h.set_entry_type(entry_type);
-        h.set_mode(mode);
-        h.set_size(0);
+        let (mut h, entry, content) = tar_entry(item, ctx)?;
         match &item.kind {
-            ItemKind::Dir => b.append_data(&mut h, path, io::empty()).map_err(io_err)?,
             ItemKind::Symlink(t) | ItemKind::Hardlink(t) => {
-                b.append_link(&mut h, path, os(t)).map_err(io_err)?
+                headers.append_link(&mut h, path, os(t))
             }
-            ItemKind::File { .. } => {
-                if let Some((reader, len)) = ctx.file_content(&item.kind)? {
-                    h.set_size(len);
-                    b.append_data(&mut h, path, reader).map_err(io_err)?;
-                    ctx.progress.advance("pack", len);
-                }
-            }
+            _ => headers.append_data(&mut h, path, io::empty()),
         }
+        .map_err(io_err)?;
+        let head = std::mem::take(headers.get_mut());
+        let size = entry.size;
+        sink.begin_entry(EntryStart { entry, size })
+            .map_err(io_err)?;
+        sink.write_all(&head).map_err(io_err)?;
+        let mut xxh3 = None;
+        if let Some((reader, len)) = content {
+            sink.begin_data(len);
+            let mut reader = Hashing {
+                inner: reader,
+                hash: xxhash_rust::xxh3::Xxh3::new(),
+            };
+            let copied = io::copy(&mut reader, sink).map_err(io_err)?;
+            xxh3 = Some(reader.hash.digest128());
+            if copied != len {
+                return Err(io_err(io::Error::other(format!(
+                    "{} changed size while being packed",
+                    String::from_utf8_lossy(&item.name)
+                ))));
+            }
+            let pad = (512 - len % 512) % 512;
+            sink.write_all(&[0u8; 512][..pad as usize])
+                .map_err(io_err)?;
+            ctx.progress.advance("pack", len);
+        }
+        sink.end_entry(&item.name, xxh3).map_err(io_err)?;
     }
-    b.into_inner().map_err(io_err)
+    // The end of the archive: two zero records, as tar writes it.
+    sink.write_all(&[0u8; 1024]).map_err(io_err)
 }
 
 /// The zip timestamp of `epoch` (UTC; zip stores 1980 to 2107 only).

@@ -42,6 +42,9 @@ pub struct UnpackOptions {
     /// Relocate to this prefix instead of DEST's absolute path (e.g. when DEST will be
     /// bind-mounted or moved there).
     pub prefix: Option<String>,
+    /// Take unchanged files from a live tree by hard link, without inflating their blocks
+    /// (tar.gz and tar.zst with a block index; see [`LinkFrom`]).
+    pub link_from: Option<LinkFrom>,
 }
 
 /// What `unpack` did.
@@ -58,9 +61,14 @@ pub struct UnpackOutput {
     pub links: u64,
     /// The relocation done (`None` when the archive has no relocation list or `no_relocate`).
     pub relocation: Option<RelocateOutput>,
+    /// What was hard-linked from the live tree (all zero without `link_from`).
+    pub linked: Linked,
 }
 
+mod link;
 mod squashfs;
+
+pub use link::{LinkFrom, Linked};
 
 /// Files at most this big are handed to worker threads; bigger ones are streamed.
 const SMALL: u64 = 1 << 20;
@@ -255,6 +263,7 @@ fn unpack_into(
     let archive_size = fs::metadata(archive).map(|m| m.len()).ok();
     progress.start("unpack", archive_size, ProgressUnit::Bytes);
     let mut seen = Seen::default();
+    let mut linked = Linked::default();
     // The pool's threads are joined before unpack goes on: a pool left to itself has threads
     // that outlive the call, holding their memory while the caller continues. (`build_scoped`
     // waits only for their closures to return, not for the threads to exit.)
@@ -278,7 +287,16 @@ fn unpack_into(
             ArchiveKind::Squashfs => return squashfs::unpack_squashfs(archive, &w, &mut seen),
             _ => {}
         }
-        read_tar(archive, kind, &w, &mut seen, scope, progress)
+        let link = opts
+            .link_from
+            .as_ref()
+            .filter(|_| matches!(kind, ArchiveKind::TarGz | ArchiveKind::TarZst));
+        let stream = Stream {
+            archive,
+            kind,
+            link,
+        };
+        read_tar(&stream, &w, &mut seen, &mut linked, scope, progress)
     });
     // Dropping the pool ends its threads; joining them waits until they have exited.
     drop(pool);
@@ -354,42 +372,72 @@ fn unpack_into(
         bytes: seen.bytes,
         links,
         relocation,
+        linked,
     })
+}
+
+/// The tar stream to read: the archive, or with `link`, its blocks the live tree lacks.
+struct Stream<'a> {
+    archive: &'a Path,
+    kind: ArchiveKind,
+    link: Option<&'a LinkFrom>,
+}
+
+impl<'a> Stream<'a> {
+    fn open<'r>(
+        &'r self,
+        w: &Writer<'_>,
+        seen: &mut Seen,
+        linked: &mut Linked,
+        progress: &'r dyn Progress,
+    ) -> Result<Box<dyn Read + 'r>>
+    where
+        'a: 'r,
+    {
+        let archive = self.archive;
+        if let Some(link) = self.link {
+            link::check_index(archive, link)?;
+            return link::prepare(archive, link, w, seen, linked);
+        }
+        let mut file = fs::File::open(archive).map_err(PackError::io("opening", archive))?;
+        if self.kind == ArchiveKind::Sh {
+            let offset = installer_payload_offset(archive)?;
+            file.seek(io::SeekFrom::Start(offset))
+                .map_err(PackError::io("reading", archive))?;
+        }
+        let counted = Counting {
+            inner: BufReader::with_capacity(1 << 20, file),
+            progress,
+        };
+        Ok(match self.kind {
+            ArchiveKind::TarGz | ArchiveKind::Sh => {
+                Box::new(flate2::read::MultiGzDecoder::new(counted))
+            }
+            ArchiveKind::TarZst => Box::new(
+                zstd::stream::read::Decoder::new(counted)
+                    .map_err(PackError::io("reading", archive))?,
+            ),
+            _ => Box::new(counted),
+        })
+    }
 }
 
 /// Reads a tar stream: directories and big files are written here, small files on `scope`'s
 /// threads, links are deferred to `seen`.
 fn read_tar<'s, 'a: 's>(
-    archive: &Path,
-    kind: ArchiveKind,
+    stream: &Stream<'_>,
     w: &'s Writer<'a>,
     seen: &mut Seen,
+    linked: &mut Linked,
     scope: &rayon::Scope<'s>,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let archive = stream.archive;
     let bad = |reason: String| PackError::BadArchive {
         path: archive.to_path_buf(),
         reason,
     };
-    let mut file = fs::File::open(archive).map_err(PackError::io("opening", archive))?;
-    if kind == ArchiveKind::Sh {
-        let offset = installer_payload_offset(archive)?;
-        file.seek(io::SeekFrom::Start(offset))
-            .map_err(PackError::io("reading", archive))?;
-    }
-    let counted = Counting {
-        inner: BufReader::with_capacity(1 << 20, file),
-        progress,
-    };
-    let reader: Box<dyn Read> = match kind {
-        ArchiveKind::TarGz | ArchiveKind::Sh => {
-            Box::new(flate2::read::MultiGzDecoder::new(counted))
-        }
-        ArchiveKind::TarZst => Box::new(
-            zstd::stream::read::Decoder::new(counted).map_err(PackError::io("reading", archive))?,
-        ),
-        _ => Box::new(counted),
-    };
+    let reader = stream.open(w, seen, linked, progress)?;
     let mut ar = tar::Archive::new(reader);
     let entries = ar.entries().map_err(|e| bad(e.to_string()))?;
     for entry in entries {
@@ -419,6 +467,9 @@ fn read_tar<'s, 'a: 's>(
                 seen.files += 1;
                 seen.bytes += size;
                 seen.files_written.insert(name.clone());
+                if link::link_instead(w, seen, &name, &raw, size, linked)? {
+                    continue;
+                }
                 if size <= SMALL {
                     let mut data = Vec::with_capacity(size as usize);
                     entry
@@ -458,6 +509,9 @@ fn read_tar<'s, 'a: 's>(
             | tar::EntryType::GNULongLink => {}
             _ => return Err(unsafe_entry(&raw, "device, fifo or unknown entry type")),
         }
+    }
+    for (raw, name, target) in std::mem::take(&mut seen.pending_hardlinks) {
+        seen.hardlink(&raw, name, &target)?;
     }
     Ok(())
 }
@@ -501,6 +555,11 @@ fn spawn_small<'s, 'a: 's>(
 #[derive(Default)]
 struct Seen {
     deferred: Vec<Deferred>,
+    /// Hard links of skipped blocks (linked unpacks), checked once every file is known.
+    pending_hardlinks: Vec<(Vec<u8>, ArchivePath, Vec<u8>)>,
+    /// Linked unpacks: the live tree, the files of inflated blocks to link from it instead of
+    /// writing them, and the archive's mtime.
+    link_while_reading: Option<(Beneath, link::LinkWhileReading, i64)>,
     files_written: BTreeSet<ArchivePath>,
     symlinks: HashSet<ArchivePath>,
     files: u64,

@@ -6,5 +6,6 @@ mod formats;
 mod hardening;
 mod pack;
 mod pyc;
+mod reuse;
 mod sbom;
 mod support;

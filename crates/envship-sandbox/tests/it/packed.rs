@@ -77,6 +77,7 @@ echo packed-ok
         allow_modified_files: false,
         allow_editable: false,
         source_date_epoch: None,
+        reuse: Default::default(),
     };
     let pack = |o: &PackOptions| {
         envship_pack::pack(o, &NoProgress)

@@ -56,6 +56,10 @@ pub struct Args {
     /// Extraction threads (default: all cores).
     #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
     jobs: usize,
+    /// Extract every file instead of hard-linking the files the live version holds unchanged
+    /// (linking needs both archives' block indexes and one file system).
+    #[arg(long)]
+    no_link: bool,
     /// Environment variable holding a GitHub token (for github: sources of private repos).
     #[arg(long, value_name = "NAME", default_value = "GITHUB_TOKEN")]
     token_env: String,
@@ -95,6 +99,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
                 retry: RetryPolicy::default(),
             },
             jobs: args.jobs,
+            no_link: args.no_link,
         };
         envship_deploy::deploy(&opts, &bars)?
     };

@@ -5,7 +5,9 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use envship_pack::{Format, ManifestTarget, PackOptions, SquashfsCompression};
 use miette::IntoDiagnostic;
 
-use crate::{progress::Bars, target_args::TargetArgs, GlobalArgs};
+use crate::{
+    block_cache_args::BlockCacheArgs, progress::Bars, target_args::TargetArgs, GlobalArgs,
+};
 
 /// Pack an installed environment into a relocatable archive with `.sha256`,
 /// `.manifest.json` and `.cdx.json` (CycloneDX SBOM) sidecars.
@@ -69,6 +71,8 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    blocks: BlockCacheArgs,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -130,6 +134,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         allow_modified_files: args.ignore_modified_files,
         allow_editable: args.allow_editable,
         source_date_epoch: None,
+        reuse: args.blocks.reuse(None),
     };
     let bars = Bars::new(global.quiet);
     let out = envship_pack::pack(&opts, &bars)?;
@@ -143,6 +148,8 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             "sbom_path": out.sbom_path,
             "file_count": out.file_count,
             "bytes": out.bytes,
+            "block_index_path": out.block_index_path,
+            "blocks": out.blocks,
         });
         serde_json::to_writer_pretty(&mut stdout, &v).into_diagnostic()?;
         writeln!(stdout).into_diagnostic()?;
@@ -157,6 +164,14 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         .into_diagnostic()?;
         if let Some(sum) = &out.sha256 {
             writeln!(stdout, "sha256 {sum}").into_diagnostic()?;
+        }
+        if let Some(b) = &out.blocks {
+            writeln!(
+                stdout,
+                "blocks: {} reused ({} bytes), {} compressed ({} bytes)",
+                b.reused, b.reused_bytes, b.compressed, b.compressed_bytes
+            )
+            .into_diagnostic()?;
         }
         writeln!(stdout, "manifest {}", out.manifest_path.display()).into_diagnostic()?;
         writeln!(

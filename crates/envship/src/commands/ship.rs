@@ -51,6 +51,8 @@ pub struct Args {
     allow: Option<PathBuf>,
     #[command(flatten)]
     run: crate::commands::test::RunArgs,
+    #[command(flatten)]
+    blocks: crate::block_cache_args::BlockCacheArgs,
     /// Machine-readable summary on stdout.
     #[arg(long)]
     json: bool,
@@ -83,6 +85,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         rootfs,
         timeout: Duration::from_secs(args.run.timeout),
         junit: args.run.junit.clone(),
+        reuse: args.blocks.reuse(args.lock.cache_dir.as_deref()),
     };
     let quiet = global.quiet || args.json;
     let reporter = StageReporter::new("ship", quiet);

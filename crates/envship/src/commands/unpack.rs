@@ -38,6 +38,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         jobs: args.jobs,
         no_relocate: args.no_relocate,
         prefix: args.prefix,
+        link_from: None,
     };
     let bars = Bars::new(global.quiet);
     let out = envship_pack::unpack(&args.archive, &args.dest, &opts, &bars)?;

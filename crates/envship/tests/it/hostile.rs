@@ -117,6 +117,7 @@ fn write_sidecars(archive: &Path, stem: &str, format: &str) {
         conda_packages: vec![],
         pip_packages: vec![],
         sbom: None,
+        block_index: None,
         env_vars: BTreeMap::new(),
         audit: None,
         test: None,

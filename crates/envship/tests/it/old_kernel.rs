@@ -75,7 +75,11 @@ fn leftovers(env_dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         // What deploy keeps beside each version (checked by `envship verify` below).
-        .filter(|n| !n.ends_with(".tree.json") && !n.ends_with(".manifest.json"))
+        .filter(|n| {
+            ![".tree.json", ".manifest.json", ".blocks.json"]
+                .iter()
+                .any(|k| n.ends_with(k))
+        })
         .collect()
 }
 
