@@ -16,7 +16,7 @@ use crate::DeployError;
 
 /// The block index kept beside version `version` in `env_dir`.
 pub fn blocks_path(env_dir: &Path, version: &str) -> PathBuf {
-    env_dir.join(format!(".{version}.blocks.json"))
+    env_dir.join(format!(".{version}{}", crate::live::VERSION_RECORDS[0]))
 }
 
 /// The new archive's block index, if it has one that its manifest vouches for.

@@ -77,22 +77,32 @@ impl KeptAside {
     }
 }
 
-/// The version a kept file beside a version directory belongs to: `.VERSION.tree.json`,
-/// `.VERSION.manifest.json`, `.VERSION.blocks.json` (the block index linked deploys read).
-fn kept_file_version(name: &str) -> Option<&str> {
-    let rest = name.strip_prefix('.')?;
-    [
-        envship_pack::tree::RECORD_SUFFIX,
-        ".manifest.json",
-        ".blocks.json",
-    ]
-    .iter()
-    .find_map(|s| rest.strip_suffix(s))
-    .filter(|v| !v.is_empty() && !v.starts_with('.'))
+/// What a deployed version keeps beside its directory: `.VERSION.SUFFIX` for these suffixes
+/// (the block index linked deploys read, the tree record `envship verify` checks, the copy of
+/// the archive's manifest `envship diff` reads).
+pub const VERSION_RECORDS: &[&str] = &[
+    ".blocks.json",
+    envship_pack::tree::RECORD_SUFFIX,
+    ".manifest.json",
+];
+
+/// Whether `name` in `env_dir` is a record kept beside an existing version directory.
+pub fn is_version_record(env_dir: &Path, name: &str) -> bool {
+    version_of_record(name).is_some_and(|v| env_dir.join(v).is_dir())
 }
 
-/// Remove what killed deploys left in `ROOT/NAME`: partial extractions, swapped-out trees and
-/// temp links. Only called under the lock, so none of them belongs to a live deploy.
+/// The version a record name (`.VERSION.SUFFIX`) belongs to.
+fn version_of_record(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?;
+    VERSION_RECORDS
+        .iter()
+        .find_map(|s| rest.strip_suffix(s))
+        .filter(|v| !v.is_empty())
+}
+
+/// Remove what killed deploys left in `ROOT/NAME`: partial extractions, swapped-out trees, temp
+/// links, half-written records, and the records of versions that are gone. Only called under
+/// the lock, so none of them belongs to a live deploy.
 pub(crate) fn clean_leftovers(env_dir: &Path, actions: &mut Vec<String>) {
     let Ok(rd) = std::fs::read_dir(env_dir) else {
         return;
@@ -100,17 +110,17 @@ pub(crate) fn clean_leftovers(env_dir: &Path, actions: &mut Vec<String>) {
     let live = std::fs::read_link(env_dir.join(CURRENT)).ok();
     for e in rd.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        // A kept record, manifest or block index goes with its version; `..NAME.XXXXXX` is the temp file of
-        // an interrupted atomic write of one.
-        let orphan = kept_file_version(&n).is_some_and(|v| !env_dir.join(v).is_dir());
-        let half_written = n.starts_with("..");
-        let stale = n.starts_with('.')
+        // `..NAME.XXXXXX` is the temp file of an interrupted atomic write of a record.
+        let interrupted = n.starts_with('.')
             && (n.contains(".partial-")
                 || n.contains(".old-")
                 || n.starts_with(".current.tmp-")
-                || orphan
-                || half_written)
+                || n.starts_with(".."))
             && live.as_deref() != Some(Path::new(&n));
+        // The records of a version that is gone (removed by hand, or an undone deploy that
+        // was killed).
+        let orphan = version_of_record(&n).is_some_and(|v| !env_dir.join(v).is_dir());
+        let stale = interrupted || orphan;
         if !stale {
             continue;
         }
@@ -424,12 +434,13 @@ mod tests {
 
     #[test]
     fn kept_file_names_give_their_version() {
-        assert_eq!(kept_file_version(".1.0.tree.json"), Some("1.0"));
-        assert_eq!(kept_file_version(".2.manifest.json"), Some("2"));
-        assert_eq!(kept_file_version(".2.tree.json.old-77"), None);
-        assert_eq!(kept_file_version("..2.tree.json.AbC123"), None);
-        assert_eq!(kept_file_version(".tree.json"), None);
-        assert_eq!(kept_file_version(".current.tmp-5"), None);
+        assert_eq!(version_of_record(".1.0.tree.json"), Some("1.0"));
+        assert_eq!(version_of_record(".2.manifest.json"), Some("2"));
+        assert_eq!(version_of_record(".2.blocks.json"), Some("2"));
+        assert_eq!(version_of_record(".2.tree.json.old-77"), None);
+        assert_eq!(version_of_record("..2.tree.json.AbC123"), None);
+        assert_eq!(version_of_record(".tree.json"), None);
+        assert_eq!(version_of_record(".current.tmp-5"), None);
     }
 
     #[test]

@@ -109,16 +109,11 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
 }
 
 fn leftovers(root: &Path, name: &str) -> Vec<String> {
-    std::fs::read_dir(root.join(name))
+    let env_dir = root.join(name);
+    std::fs::read_dir(&env_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        // What deploy keeps beside each version.
-        .filter(|n| {
-            ![".tree.json", ".manifest.json", ".blocks.json"]
-                .iter()
-                .any(|k| n.ends_with(k))
-        })
+        .filter(|n| n.starts_with('.') && !deploy::live::is_version_record(&env_dir, n))
         .collect()
 }
 

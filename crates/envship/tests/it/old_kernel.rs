@@ -73,13 +73,7 @@ fn leftovers(env_dir: &Path) -> Vec<String> {
     fs_err::read_dir(env_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        // What deploy keeps beside each version (checked by `envship verify` below).
-        .filter(|n| {
-            ![".tree.json", ".manifest.json", ".blocks.json"]
-                .iter()
-                .any(|k| n.ends_with(k))
-        })
+        .filter(|n| n.starts_with('.') && !envship_deploy::live::is_version_record(env_dir, n))
         .collect()
 }
 
