@@ -122,6 +122,10 @@ grep -q 'by two renames' force.json || fail 'deploy --force did not take the pat
 check_current 2 'deploy --force 2'
 envship deploy --root \$root --rollback hello >/dev/null || fail rollback
 check_current 1 rollback
+for v in current 1 2; do
+  envship verify \$env/\$v >/dev/null || fail \"verify \$v: the deployed tree differs from its record\"
+done
+ok 'verify of every deployed version against its tree record'
 envship audit --target lcls-rhel6 --build-prefix '' \$env/1 >audit-env.txt \
   || { cat audit-env.txt >&2; fail 'audit of the deployed environment'; }
 ok 'audit of the deployed environment'

@@ -61,7 +61,16 @@ pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOut
             previous.as_deref(),
             &mut actions,
         )?;
+        let diff = previous.as_deref().and_then(|p| {
+            diff_from(
+                &opts.root.join(&name).join(p),
+                &fetched.archive,
+                &v,
+                &mut actions,
+            )
+        });
         return Ok(DeployOutcome {
+            diff,
             path: opts.root.join(&name).join(&version),
             name,
             version,
@@ -122,7 +131,31 @@ pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOut
         actions,
         test_log,
         dry_run: false,
+        diff: None,
     })
+}
+
+/// What changes from the deployed version `live` to the verified archive (`None`, with the
+/// reason among the actions, when the live version cannot be read as a side of a diff).
+fn diff_from(
+    live: &Path,
+    archive: &Path,
+    v: &Verified,
+    actions: &mut Vec<String>,
+) -> Option<envship_pack::diff::ReleaseDiff> {
+    use envship_pack::diff::{self, Side, SideKind};
+    let audit = envship_pack::Sidecar::Audit.path_for(archive);
+    let sides = Side::open(live).and_then(|old| {
+        let new = Side::from_manifest(SideKind::Archive, archive, &v.manifest, Some(&audit))?;
+        Ok((old, new))
+    });
+    match sides {
+        Ok((old, new)) => Some(diff::diff(&old, &new)),
+        Err(e) => {
+            actions.push(format!("could not compare with {}: {e}", live.display()));
+            None
+        }
+    }
 }
 
 fn plan_actions(
@@ -169,6 +202,11 @@ fn plan_actions(
             opts.root.join(STATE_DIR).join("logs").display()
         ));
     }
+    actions.push(format!(
+        "record the tree in {} and keep the manifest at {}",
+        live::record_path(&dest).display(),
+        live::manifest_path(&dest).display()
+    ));
     actions.push(format!(
         "switch {} from {} to {version}",
         env_dir.join(CURRENT).display(),
@@ -266,7 +304,16 @@ fn deploy_locked(
         actions,
         progress,
     )?;
-    let placed = put_in_place(partial, env_dir, dest, version, actions)?;
+    // A replaced version's record and manifest describe the old tree: aside until the new ones
+    // are written, back if the old tree comes back.
+    let aside = live::KeptAside::take(&dest)?;
+    let placed = match put_in_place(partial, env_dir, dest, version, actions) {
+        Ok(p) => p,
+        Err(e) => {
+            aside.restore();
+            return Err(e);
+        }
+    };
     // Kept for the next deploy to link from (removed again if this version is taken out).
     linked::keep_index(&placed.env_dir, version, index.as_ref())?;
 
@@ -285,12 +332,15 @@ fn deploy_locked(
                     rec.test_log = Some(log.clone());
                 }
                 placed.undo(actions);
+                aside.restore();
                 return Err(e);
             }
         }
         pause_point("tested");
     }
 
+    record_tree(&placed.dest, &v.manifest, actions)?;
+    aside.remove();
     switch_current(&placed.env_dir, version)?;
     actions.push(format!(
         "switched {} from {} to {version}",
@@ -313,6 +363,30 @@ fn deploy_locked(
         }
     }
     Ok(placed.dest)
+}
+
+/// The last step before the switch: keep the archive's manifest beside the version and record
+/// the tree as it is now (relocated, and tested when `--test` ran), for `envship verify` and
+/// `envship diff`. A replaced version's files are overwritten.
+fn record_tree(dest: &Path, m: &Manifest, actions: &mut Vec<String>) -> Result<(), DeployError> {
+    let kept = live::manifest_path(dest);
+    m.write(&kept).map_err(|e| DeployError::KeepManifest {
+        path: kept.clone(),
+        source: Box::new(e),
+    })?;
+    let (rec, path) =
+        envship_pack::tree::record_tree(dest).map_err(|e| DeployError::TreeRecord {
+            tree: dest.to_path_buf(),
+            source: Box::new(e),
+        })?;
+    actions.push(format!(
+        "recorded the tree ({} files, {} bytes) in {} and kept the manifest at {}",
+        rec.files,
+        rec.bytes,
+        path.display(),
+        kept.display()
+    ));
+    Ok(())
 }
 
 /// Extract and relocate `archive` into a new partial directory in `env_dir`, for `final_root`;

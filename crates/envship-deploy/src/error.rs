@@ -148,6 +148,28 @@ pub enum DeployError {
         source: Box<envship_pack::PackError>,
     },
 
+    /// Recording the deployed tree (or keeping the manifest beside it) failed.
+    #[error("recording the deployed tree {}", tree.display())]
+    #[diagnostic(code(envship::deploy::tree_record))]
+    TreeRecord {
+        /// The version directory.
+        tree: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<envship_pack::tree::TreeError>,
+    },
+
+    /// Keeping a copy of the archive's manifest beside the version failed.
+    #[error("keeping the manifest at {}", path.display())]
+    #[diagnostic(code(envship::deploy::keep_manifest))]
+    KeepManifest {
+        /// Where it was written.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<envship_pack::PackError>,
+    },
+
     /// `--test` was given but the archive has no test script.
     #[error("--test: the archive has no test script at {}", path.display())]
     #[diagnostic(code(envship::deploy::no_test), help("ship the project with its test script (envship ship puts it at share/envship/run-test.sh), or deploy without --test"))]

@@ -13,6 +13,11 @@
 //!
 //! Layout under ROOT: `NAME/VERSION/` (complete environments), `NAME/current` → `VERSION` (a
 //! relative symlink), and `.envship/` (the `lock`, `deployments.jsonl`, test logs, downloads).
+//! Beside each version, written as the last step before the switch: `NAME/.VERSION.tree.json`,
+//! the record of the deployed tree after relocation ([`live::record_path`],
+//! [`envship_pack::tree`]), and `NAME/.VERSION.manifest.json`, a copy of the archive's manifest
+//! ([`live::manifest_path`]); a forced redeploy rewrites both, and the next deploy removes those
+//! whose version directory is gone.
 //!
 //! Crash safety (kill -9 at any point leaves `current` pointing at a complete version): an
 //! archive is extracted into `NAME/.VERSION.partial-XXXX` and renamed to `VERSION` only once
@@ -119,6 +124,9 @@ pub struct DeployOutcome {
     pub test_log: Option<PathBuf>,
     /// Nothing was changed.
     pub dry_run: bool,
+    /// With `dry_run`: what changes from the version `current` points at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<envship_pack::diff::ReleaseDiff>,
 }
 
 /// Rolling back.

@@ -20,10 +20,71 @@ pub fn current_version(root: &Path, name: &str) -> Result<Option<String>, Deploy
     }
 }
 
-/// Remove what killed deploys left in `ROOT/NAME`: partial extractions, swapped-out trees and
-/// temp links. Only called under the lock, so none of them belongs to a live deploy.
-/// What a deployed version keeps beside its directory: `.VERSION.SUFFIX` for these suffixes.
-pub const VERSION_RECORDS: &[&str] = &[".blocks.json"];
+/// The tree record of the version directory `version_dir` (`ROOT/NAME/.VERSION.tree.json`):
+/// every path of the deployed tree with its type, mode, size and sha256 after relocation (see
+/// [`envship_pack::tree`]). Written by deploy as the last step before the switch.
+pub fn record_path(version_dir: &Path) -> PathBuf {
+    envship_pack::tree::record_path(version_dir)
+}
+
+/// The copy of the archive's manifest deploy keeps beside `version_dir`
+/// (`ROOT/NAME/.VERSION.manifest.json`), written with the tree record.
+pub fn manifest_path(version_dir: &Path) -> PathBuf {
+    envship_pack::tree::manifest_path(version_dir)
+}
+
+/// The record and manifest kept beside a version that is being replaced, renamed to
+/// `NAME.old-PID` (a leftover name the next deploy removes) so that no record describes a tree
+/// it does not match while the new one is put in place, tested and recorded.
+pub(crate) struct KeptAside(Vec<(PathBuf, PathBuf)>);
+
+impl KeptAside {
+    /// Set aside what is kept beside `version_dir`, if anything.
+    pub(crate) fn take(version_dir: &Path) -> Result<KeptAside, DeployError> {
+        let mut moved = Vec::new();
+        for kept in [record_path(version_dir), manifest_path(version_dir)] {
+            if std::fs::symlink_metadata(&kept).is_err() {
+                continue;
+            }
+            let mut name = kept.file_name().unwrap_or_default().to_os_string();
+            name.push(format!(".old-{}", std::process::id()));
+            let aside = kept.with_file_name(name);
+            if let Err(e) = std::fs::rename(&kept, &aside) {
+                KeptAside(moved).restore();
+                return Err(DeployError::io("renaming", &kept)(e));
+            }
+            moved.push((kept, aside));
+        }
+        Ok(KeptAside(moved))
+    }
+
+    /// Put them back (the old tree is back).
+    pub(crate) fn restore(&self) {
+        for (kept, aside) in &self.0 {
+            if let Err(e) = std::fs::rename(aside, kept) {
+                tracing::warn!("could not rename {} back: {e}", aside.display());
+            }
+        }
+    }
+
+    /// Remove them (the new tree's are written).
+    pub(crate) fn remove(&self) {
+        for (_, aside) in &self.0 {
+            if let Err(e) = std::fs::remove_file(aside) {
+                tracing::warn!("could not remove {}: {e}", aside.display());
+            }
+        }
+    }
+}
+
+/// What a deployed version keeps beside its directory: `.VERSION.SUFFIX` for these suffixes
+/// (the block index linked deploys read, the tree record `envship verify` checks, the copy of
+/// the archive's manifest `envship diff` reads).
+pub const VERSION_RECORDS: &[&str] = &[
+    ".blocks.json",
+    envship_pack::tree::RECORD_SUFFIX,
+    ".manifest.json",
+];
 
 /// Whether `name` in `env_dir` is a record kept beside an existing version directory.
 pub fn is_version_record(env_dir: &Path, name: &str) -> bool {
@@ -39,6 +100,9 @@ fn version_of_record(name: &str) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
+/// Remove what killed deploys left in `ROOT/NAME`: partial extractions, swapped-out trees, temp
+/// links, half-written records, and the records of versions that are gone. Only called under
+/// the lock, so none of them belongs to a live deploy.
 pub(crate) fn clean_leftovers(env_dir: &Path, actions: &mut Vec<String>) {
     let Ok(rd) = std::fs::read_dir(env_dir) else {
         return;
@@ -46,8 +110,12 @@ pub(crate) fn clean_leftovers(env_dir: &Path, actions: &mut Vec<String>) {
     let live = std::fs::read_link(env_dir.join(CURRENT)).ok();
     for e in rd.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
+        // `..NAME.XXXXXX` is the temp file of an interrupted atomic write of a record.
         let interrupted = n.starts_with('.')
-            && (n.contains(".partial-") || n.contains(".old-") || n.starts_with(".current.tmp-"))
+            && (n.contains(".partial-")
+                || n.contains(".old-")
+                || n.starts_with(".current.tmp-")
+                || n.starts_with(".."))
             && live.as_deref() != Some(Path::new(&n));
         // The records of a version that is gone (removed by hand, or an undone deploy that
         // was killed).
@@ -362,6 +430,17 @@ mod tests {
         assert_eq!(marker(&dest), "old");
         assert_eq!(link(env), "2");
         assert!(hidden(env).is_empty(), "{:?}", hidden(env));
+    }
+
+    #[test]
+    fn kept_file_names_give_their_version() {
+        assert_eq!(version_of_record(".1.0.tree.json"), Some("1.0"));
+        assert_eq!(version_of_record(".2.manifest.json"), Some("2"));
+        assert_eq!(version_of_record(".2.blocks.json"), Some("2"));
+        assert_eq!(version_of_record(".2.tree.json.old-77"), None);
+        assert_eq!(version_of_record("..2.tree.json.AbC123"), None);
+        assert_eq!(version_of_record(".tree.json"), None);
+        assert_eq!(version_of_record(".current.tmp-5"), None);
     }
 
     #[test]

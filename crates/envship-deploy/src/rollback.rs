@@ -85,5 +85,6 @@ pub fn rollback(opts: &RollbackOptions) -> Result<DeployOutcome, DeployError> {
         actions,
         test_log: None,
         dry_run: opts.dry_run,
+        diff: None,
     })
 }

@@ -32,16 +32,19 @@
 //! **Owns**: archives of environments, end to end: the [formats](mod@format) (detection by magic bytes
 //! and name, the `NAME-VERSION-SUBDIR` stem, the sidecar names every stage uses), pack (plan →
 //! writers → output, in `pack/`), the hardened [`unpack`], the relocation list and
-//! `conda-unpack`, and the [`Manifest`]. **Must not know**: targets beyond the
-//! [`ManifestTarget`] it is given, solving or building (it reads an installed prefix and its
-//! `conda-meta/`), the audit's and test's results (later stages add them to the manifest), or
-//! where archives are published or deployed. It never prints; progress goes through
+//! `conda-unpack`, the [`Manifest`], the [record of an unpacked or deployed tree](mod@tree) that
+//! `envship verify` checks, and the [diff of two releases](mod@diff). **Must not know**: targets
+//! beyond the [`ManifestTarget`] it is given, solving or building (it reads an installed prefix
+//! and its `conda-meta/`), the audit's and test's results (later stages add them to the
+//! manifest; the diff compares an audit report's findings as documented JSON, never interpreting
+//! them), or where archives are published or deployed. It never prints; progress goes through
 //! [`envship_spec::Progress`].
 
 pub mod archive_path;
 pub mod beneath;
 pub mod blocks;
 mod deflate_walk;
+pub mod diff;
 mod error;
 pub mod format;
 pub mod manifest;
@@ -52,6 +55,7 @@ mod pyc;
 pub mod relocate;
 pub mod sbom;
 pub mod scripts;
+pub mod tree;
 mod unpack;
 
 pub use blocks::{cache::BlockCache, BlockStats};

@@ -546,6 +546,34 @@ fn find_unmanaged_relocs(
     Ok(())
 }
 
+/// The conda packages (sorted by name) and pip distributions installed in the prefix `root`,
+/// as the manifest lists them, without looking at the files (for `envship diff`).
+pub(crate) fn packages(root: &Path) -> Result<(Vec<CondaPackage>, Vec<PipPackage>)> {
+    let records = read_records(root)?;
+    let mut owned: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut conda: Vec<CondaPackage> = records
+        .iter()
+        .map(|(_, rec)| {
+            owned.extend(
+                rec.path_entries()
+                    .iter()
+                    .map(|p| p.path.as_bytes().to_vec()),
+            );
+            CondaPackage {
+                name: rec.name.clone(),
+                version: rec.version.clone(),
+                build: rec.build.clone(),
+                channel: rec.channel.clone(),
+                subdir: rec.subdir.clone(),
+                sha256: rec.sha256.clone(),
+                license: rec.license.clone(),
+            }
+        })
+        .collect();
+    conda.sort_by(|a, b| (&a.name, &a.version, &a.build).cmp(&(&b.name, &b.version, &b.build)));
+    Ok((conda, read_pip(root, &owned)))
+}
+
 /// Scan the prefix. `build_prefix` is the string installed files contain.
 pub(crate) fn scan(root: &Path, build_prefix: &str, filter: &Filter) -> Result<Scan> {
     let mut managed = read_managed(root, build_prefix)?;

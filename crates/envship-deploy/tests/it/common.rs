@@ -58,6 +58,17 @@ pub fn packed_env_with(
     target: envship_pack::ManifestTarget,
     format: envship_pack::Format,
 ) -> PathBuf {
+    packed_env_pkg(out_dir, env, target, format, "1.0")
+}
+
+/// [`packed_env_with`] whose `hello` conda package has version `pkg_version`.
+pub fn packed_env_pkg(
+    out_dir: &Path,
+    env: &Env<'_>,
+    target: envship_pack::ManifestTarget,
+    format: envship_pack::Format,
+    pkg_version: &str,
+) -> PathBuf {
     let (name, version, test_script) = (env.name, env.version, env.test_script);
     let build = tempfile::tempdir().unwrap();
     let prefix = build
@@ -86,7 +97,7 @@ pub fn packed_env_with(
         std::fs::write(p, data).unwrap();
     }
     let record = serde_json::json!({
-        "name": "hello", "version": "1.0", "build": "0", "build_number": 0,
+        "name": "hello", "version": pkg_version, "build": "0", "build_number": 0,
         "channel": "https://conda.anaconda.org/conda-forge", "subdir": "linux-64",
         "files": ["bin/hello"],
         "paths_data": {"paths_version": 1, "paths": [{
@@ -95,7 +106,7 @@ pub fn packed_env_with(
         }]},
     });
     std::fs::write(
-        prefix.join("conda-meta/hello-1.0-0.json"),
+        prefix.join(format!("conda-meta/hello-{pkg_version}-0.json")),
         record.to_string(),
     )
     .unwrap();

@@ -6,3 +6,4 @@
 mod common;
 mod deploy;
 mod linked;
+mod tree;

@@ -116,6 +116,11 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     for a in &outcome.actions {
         writeln!(out, "{lead}{a}").into_diagnostic()?;
     }
+    if let Some(d) = &outcome.diff {
+        writeln!(out).into_diagnostic()?;
+        write!(out, "{}", envship_pack::diff::render_table(d)).into_diagnostic()?;
+        writeln!(out).into_diagnostic()?;
+    }
     if !outcome.dry_run {
         let what = if args.rollback.is_some() {
             "rolled back"

@@ -12,6 +12,7 @@ pub mod build;
 pub mod check;
 pub mod deploy;
 pub mod deployments;
+pub mod diff;
 pub mod lock;
 pub mod pack;
 pub mod publish;
@@ -21,6 +22,7 @@ pub mod ship;
 pub mod targets;
 pub mod test;
 pub mod unpack;
+pub mod verify;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -46,6 +48,10 @@ pub enum Command {
     Deploy(deploy::Args),
     /// List the deployments recorded under a deployment root.
     Deployments(deployments::Args),
+    /// Check a deployed or unpacked environment against its tree record (exit 1 on drift).
+    Verify(verify::Args),
+    /// Show what changed between two releases (archives, manifests, prefixes, deployed versions).
+    Diff(diff::Args),
     /// lock → build → audit → pack → test for a project, stopping at the first failing gate.
     Ship(ship::Args),
     /// List the built-in production targets.
@@ -69,6 +75,8 @@ pub fn execute(command: Command, global: &GlobalArgs) -> miette::Result<ExitCode
         Command::Publish(args) => publish::execute(args, global),
         Command::Deploy(args) => deploy::execute(args, global),
         Command::Deployments(args) => deployments::execute(args, global),
+        Command::Verify(args) => verify::execute(args, global),
+        Command::Diff(args) => diff::execute(args, global),
         Command::Ship(args) => ship::execute(args, global),
         Command::Targets(args) => targets::execute(args, global),
         Command::Test(args) => test::execute(args, global),

@@ -27,6 +27,9 @@ pub struct Args {
     /// Only extract; do not relocate.
     #[arg(long, conflicts_with = "prefix")]
     no_relocate: bool,
+    /// Do not write the tree record (PARENT/.DESTNAME.tree.json, read by `envship verify`).
+    #[arg(long)]
+    no_record: bool,
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
@@ -39,6 +42,11 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     };
     let bars = Bars::new(global.quiet);
     let out = envship_pack::unpack(&args.archive, &args.dest, &opts, &bars)?;
+    let recorded = if args.no_record {
+        None
+    } else {
+        Some(envship_pack::tree::record_tree(&args.dest)?.1)
+    };
     if !global.quiet {
         let mut stdout = std::io::stdout().lock();
         writeln!(
@@ -57,6 +65,9 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
                 r.files_changed, r.old_prefix
             )
             .into_diagnostic()?;
+        }
+        if let Some(r) = &recorded {
+            writeln!(stdout, "recorded the tree in {}", r.display()).into_diagnostic()?;
         }
     }
     Ok(ExitCode::SUCCESS)

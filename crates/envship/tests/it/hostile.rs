@@ -159,7 +159,9 @@ struct Stage {
     before: BTreeMap<PathBuf, String>,
 }
 
-const WORK_SKIP: &[&str] = &["dest", "root", "tardest", "arch"];
+/// DEST's tree record (`.dest.tree.json`) is written beside DEST by design; it records what was
+/// unpacked and is checked below (present only when the unpack succeeded).
+const WORK_SKIP: &[&str] = &["dest", ".dest.tree.json", "root", "tardest", "arch"];
 
 impl Stage {
     fn new() -> Self {
@@ -225,6 +227,11 @@ fn contained(case: &str, entries: &[E], zip: bool) -> Outcomes {
         .unwrap();
     stage.assert_outside_unchanged("envship unpack", case);
     outcomes.unpack_ok = out.status.success();
+    assert_eq!(
+        w.join(".dest.tree.json").is_file(),
+        out.status.success(),
+        "{case}: the tree record is written exactly when the unpack succeeded"
+    );
     if !out.status.success() {
         assert_eq!(
             out.status.code(),

@@ -14,6 +14,7 @@ mod ship_python;
 mod snapshots;
 mod target_record;
 mod user_flow;
+mod verify_diff;
 
 use std::path::{Path, PathBuf};
 

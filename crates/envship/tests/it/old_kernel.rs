@@ -189,6 +189,11 @@ fn unpack_deploy_force_rollback_and_audit_on_a_2_6_32_kernel() {
     assert_eq!(current(&env_dir), "1");
     assert_env_works(&env_dir.join("1"));
     assert_eq!(leftovers(&env_dir), Vec::<String>::new());
+    // Both versions as deployed, the forced one included; `current` followed.
+    for v in ["current", "1", "2"] {
+        let out = run(&["verify", &path(&env_dir.join(v))]);
+        assert!(out.contains(": clean ("), "{v}: {out}");
+    }
 
     let report = run(&[
         "audit",

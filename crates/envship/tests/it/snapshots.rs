@@ -19,13 +19,15 @@ const COMMANDS: &[&str] = &[
     "publish",
     "deploy",
     "deployments",
+    "verify",
+    "diff",
     "ship",
     "targets",
     "test",
 ];
 
 /// Snapshot `text` with times, hashes and the version filtered.
-fn snap(name: &str, text: &str) {
+pub(crate) fn snap(name: &str, text: &str) {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"\b\d+\.\d+ ?s\b", "[TIME]");
     settings.add_filter(r"(?m)^(\S+\s+(?:ok|FAILED)\s+)\s*\d+\.\d+", "$1[SECS]");
@@ -49,7 +51,7 @@ fn regex_escape(s: &str) -> String {
 }
 
 /// Run envship in `dir`; (exit code, stdout, stderr), both with `dir` filtered.
-fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = envship()
         .current_dir(dir)
         .env("COLUMNS", "100")
