@@ -103,6 +103,11 @@ fn a_linked_deploy_shares_unchanged_files_and_rolls_back_with_both_versions_inta
     assert_eq!(current(root.path(), "psana").as_deref(), Some("1.0"));
     assert_current_works(root.path(), "psana");
     assert_eq!(snapshot(&v1), v1_before);
+    // Both versions are still exactly what was deployed.
+    for v in [&v1, &v2] {
+        let check = envship_pack::tree::verify(v).unwrap();
+        assert!(check.clean, "{}: {:?}", v.display(), check.drift);
+    }
 
     // Removing the newer version leaves the older one whole.
     std::fs::remove_dir_all(&v2).unwrap();
