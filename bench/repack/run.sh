@@ -115,8 +115,9 @@ if [ ! -f "$P1/conda-meta/bench-data-1.0-0.json" ]; then
         echo "bench/pack/run.sh did not make $P1" >&2; exit 1; }
 fi
 if [ ! -f "$P2/conda-meta/bench-new-1.0-0.json" ]; then
-    rm -rf "$P2"
+    rm -rf "$P2" "$P2.pkgs"
     cp -a "$P1" "$P2"
+    mkdir -p "$P2.pkgs"
     python3 - "$P2" <<'PY'
 import json, os, shutil, sys
 prefix = sys.argv[1]
@@ -126,7 +127,8 @@ total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(prefix) 
 # bytes changed in each MiB, sizes kept, as a rebuilt library would differ).
 big = sorted((os.path.getsize(os.path.join(d, f)), os.path.join(d, f))
              for d, _, fs in os.walk(os.path.join(prefix, "lib/bench")) for f in fs
-             if not os.path.islink(os.path.join(d, f)) and os.path.getsize(os.path.join(d, f)) > 1 << 20)
+             if not os.path.islink(os.path.join(d, f))
+             and 1 << 20 < os.path.getsize(os.path.join(d, f)) < 16 << 20)
 changed, step = 0, max(1, len(big) // 12)
 for size, path in big[::step]:
     if changed > total * 0.03:
@@ -144,7 +146,7 @@ for d, _, fs in sorted(os.walk(src_root)):
         continue
     for f in sorted(fs):
         s = os.path.join(d, f)
-        if os.path.islink(s) or added > total * 0.02:
+        if os.path.islink(s) or added > total * 0.02 or os.path.getsize(s) > 4 << 20:
             continue
         rel = os.path.relpath(s, src_root)
         t = os.path.join(dest, rel)
@@ -155,8 +157,19 @@ for d, _, fs in sorted(os.walk(src_root)):
         added += os.path.getsize(t)
         files.append({"_path": os.path.relpath(t, prefix), "path_type": "hardlink",
                       "size_in_bytes": os.path.getsize(t)})
+# Its package cache entry, as bench/pack makes one (conda-pack reads unpatched files there).
+pkg_dir = os.path.join(prefix + ".pkgs", "bench-new-1.0-0")
+os.makedirs(os.path.join(pkg_dir, "info"), exist_ok=True)
+for f in files:
+    dst = os.path.join(pkg_dir, f["_path"])
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    os.link(os.path.join(prefix, f["_path"]), dst)
+with open(os.path.join(pkg_dir, "info", "paths.json"), "w") as fh:
+    json.dump({"paths_version": 1, "paths": files}, fh)
 rec = {"name": "bench-new", "version": "1.0", "build": "0", "build_number": 0, "subdir": "linux-64",
        "channel": "local", "depends": [], "files": [f["_path"] for f in files],
+       "url": "file:///bench/bench-new-1.0-0.tar.bz2",
+       "link": {"source": pkg_dir, "type": 1},
        "paths_data": {"paths_version": 1, "paths": files}}
 with open(os.path.join(prefix, "conda-meta", "bench-new-1.0-0.json"), "w") as fh:
     json.dump(rec, fh)

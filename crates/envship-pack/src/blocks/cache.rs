@@ -73,13 +73,16 @@ impl BlockCache {
         let path = self.entry_path(hash, codec, ulen);
         let bytes = fs::read(&path).ok()?;
         match parse_entry(&bytes, ulen) {
-            Some((crc, data)) => {
+            Some((crc, _)) => {
                 // Recently used: trim keeps it. Best effort (a read-only cache still serves).
                 if let Ok(f) = fs::File::options().write(true).open(&path) {
                     let _ = f.set_modified(SystemTime::now());
                 }
+                let mut data = bytes;
+                // The header off the front: one move, no second buffer.
+                data.drain(..HEADER_LEN);
                 Some(CachedBlock {
-                    data: data.to_vec(),
+                    data,
                     crc,
                     reused: true,
                 })

@@ -119,7 +119,7 @@ struct Pending {
     /// The entries starting in it (indexes into `BlockWriter::entries`: a file's hash is known
     /// only once its data is written, which may be after its first block is).
     starts: Vec<usize>,
-    rx: mpsc::Receiver<io::Result<CachedBlock>>,
+    rx: mpsc::Receiver<io::Result<(CachedBlock, u128)>>,
 }
 
 /// A `Write` sink for a tar stream that is told where entries start and end (see the module
@@ -241,9 +241,10 @@ impl<W: Write> BlockWriter<W> {
         else {
             return Ok(());
         };
-        let done = rx
+        let (done, hash) = rx
             .recv()
             .map_err(|_| io::Error::other("compression thread died"))??;
+        block.hash = format!("{hash:032x}");
         self.write_start()?;
         self.inner.write_all(&done.data)?;
         self.crc.combine(&crc32fast::Hasher::new_with_initial_len(
@@ -269,13 +270,13 @@ impl<W: Write> BlockWriter<W> {
             return Ok(());
         }
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK_SIZE));
-        let hash = xxhash_rust::xxh3::xxh3_128(&data);
+        // The hash is taken on the pool's thread, with the compression (set when collected).
         let block = IndexBlock {
             offset: 0,
             clen: 0,
             uoffset: self.uoffset,
             ulen: data.len() as u64,
-            hash: format!("{hash:032x}"),
+            hash: String::new(),
             entries: Vec::new(),
         };
         let starts = std::mem::take(&mut self.starts);
@@ -284,7 +285,9 @@ impl<W: Write> BlockWriter<W> {
         let codec = self.codec;
         let cache = self.cache.clone();
         self.pool.spawn(move || {
-            let _ = tx.send(compress_or_reuse(&data, hash, codec, cache.as_deref()));
+            let hash = xxhash_rust::xxh3::xxh3_128(&data);
+            let _ =
+                tx.send(compress_or_reuse(&data, hash, codec, cache.as_deref()).map(|b| (b, hash)));
         });
         self.pending.push_back(Pending { block, starts, rx });
         while self.pending.len() > self.max_pending {

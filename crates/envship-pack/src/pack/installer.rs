@@ -235,7 +235,9 @@ pub(super) fn write_installer(
         .as_file_mut()
         .rewind()
         .map_err(PackError::io("reading", payload_path.clone()))?;
-    io::copy(payload.as_file_mut(), &mut hw).map_err(PackError::io("writing", tmp_path.clone()))?;
+    // 1 MiB reads: each one is a chunk for the sha256 thread.
+    let mut reader = io::BufReader::with_capacity(1 << 20, payload.as_file_mut());
+    io::copy(&mut reader, &mut hw).map_err(PackError::io("writing", tmp_path.clone()))?;
     let sha256 = hw
         .finish()
         .map_err(PackError::io("writing", tmp_path.clone()))?;

@@ -5,7 +5,7 @@ use std::{
     fs,
     io::{self, Write},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{mpsc, Arc},
 };
 
 use sha2::{Digest, Sha256};
@@ -201,32 +201,58 @@ pub(super) fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
         .map_err(PackError::io("creating a temp file in", dir))
 }
 
-/// Hashes what passes through.
+/// Hashes what passes through, on a thread of its own: sha256 is serial, and on the writing
+/// thread it was an eighth of a warm pack's time.
 pub(super) struct HashWriter<W> {
     inner: W,
-    hash: Sha256,
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    hasher: Option<std::thread::JoinHandle<String>>,
 }
 
 impl<W: Write> HashWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashWriter {
+        // A few blocks in flight: the hasher keeps up with the writer, memory stays bounded.
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+        let hasher = std::thread::Builder::new()
+            .name("envship-sha256".into())
+            .spawn(move || {
+                let mut hash = Sha256::new();
+                for chunk in rx {
+                    hash.update(&chunk);
+                }
+                hex::encode(hash.finalize())
+            })
+            .ok();
+        let mut hw = HashWriter {
             inner,
-            hash: Sha256::new(),
+            tx: Some(tx),
+            hasher,
+        };
+        if hw.hasher.is_none() {
+            hw.tx = None;
         }
+        hw
     }
 
     /// Flushes the writer; the hex sha256 of everything written.
     pub fn finish(mut self) -> io::Result<String> {
         self.inner.flush()?;
-        Ok(hex::encode(self.hash.finalize()))
+        drop(self.tx.take());
+        self.hasher
+            .take()
+            .and_then(|h| h.join().ok())
+            .ok_or_else(|| io::Error::other("the sha256 thread could not run"))
     }
 }
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
+        let sent = self.tx.as_ref().map(|tx| tx.send(buf[..n].to_vec()));
+        match sent {
+            Some(Ok(())) => Ok(n),
+            _ => Err(io::Error::other("the sha256 thread stopped")),
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
