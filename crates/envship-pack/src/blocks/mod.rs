@@ -119,7 +119,8 @@ struct Pending {
     /// The entries starting in it (indexes into `BlockWriter::entries`: a file's hash is known
     /// only once its data is written, which may be after its first block is).
     starts: Vec<usize>,
-    rx: mpsc::Receiver<io::Result<(CachedBlock, u128)>>,
+    /// The compressed block, the hash of the input, and the input's buffer (for reuse).
+    rx: mpsc::Receiver<io::Result<(CachedBlock, u128, Vec<u8>)>>,
 }
 
 /// A `Write` sink for a tar stream that is told where entries start and end (see the module
@@ -144,6 +145,8 @@ pub struct BlockWriter<W: Write> {
     coffset: u64,
     pending: VecDeque<Pending>,
     max_pending: usize,
+    /// Input buffers back from the pool: reused, new pages are not faulted in per block.
+    spare: Vec<Vec<u8>>,
     crc: crc32fast::Hasher,
     index: BlockIndex,
     stats: BlockStats,
@@ -173,6 +176,7 @@ impl<W: Write> BlockWriter<W> {
             coffset: 0,
             pending: VecDeque::new(),
             max_pending: threads * 2,
+            spare: Vec::new(),
             crc: crc32fast::Hasher::new(),
             index: BlockIndex::new(codec),
             stats: BlockStats::default(),
@@ -241,9 +245,11 @@ impl<W: Write> BlockWriter<W> {
         else {
             return Ok(());
         };
-        let (done, hash) = rx
+        let (done, hash, mut input) = rx
             .recv()
             .map_err(|_| io::Error::other("compression thread died"))??;
+        input.clear();
+        self.spare.push(input);
         block.hash = format!("{hash:032x}");
         self.write_start()?;
         self.inner.write_all(&done.data)?;
@@ -269,7 +275,11 @@ impl<W: Write> BlockWriter<W> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK_SIZE));
+        let next = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BLOCK_SIZE));
+        let data = std::mem::replace(&mut self.buf, next);
         // The hash is taken on the pool's thread, with the compression (set when collected).
         let block = IndexBlock {
             offset: 0,
@@ -286,8 +296,8 @@ impl<W: Write> BlockWriter<W> {
         let cache = self.cache.clone();
         self.pool.spawn(move || {
             let hash = xxhash_rust::xxh3::xxh3_128(&data);
-            let _ =
-                tx.send(compress_or_reuse(&data, hash, codec, cache.as_deref()).map(|b| (b, hash)));
+            let done = compress_or_reuse(&data, hash, codec, cache.as_deref());
+            let _ = tx.send(done.map(|b| (b, hash, data)));
         });
         self.pending.push_back(Pending { block, starts, rx });
         while self.pending.len() > self.max_pending {
