@@ -169,7 +169,10 @@ pub(super) fn write_tar_temp(
         .as_file()
         .try_clone()
         .map_err(PackError::io("opening", tmp_path.clone()))?;
-    let hw = HashWriter::new(io::BufWriter::with_capacity(1 << 20, handle));
+    let hw = HashWriter::new(io::BufWriter::with_capacity(
+        1 << 20,
+        EarlyWriteback::new(handle),
+    ));
     let codec = if how.format == Format::TarZst {
         Codec::Zstd(how.level.clamp(1, 22))
     } else {
@@ -199,6 +202,49 @@ pub(super) fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
         .prefix(".envship-pack-")
         .tempfile_in(dir)
         .map_err(PackError::io("creating a temp file in", dir))
+}
+
+/// Starts the kernel's writeback of every 32 MiB written, without waiting for it, so that the
+/// fsync before the rename has little left to write (on a re-release it was 0.2 s of 1.4 s).
+pub(super) struct EarlyWriteback {
+    file: fs::File,
+    written: u64,
+    started: u64,
+}
+
+impl EarlyWriteback {
+    pub fn new(file: fs::File) -> Self {
+        EarlyWriteback {
+            file,
+            written: 0,
+            started: 0,
+        }
+    }
+}
+
+impl Write for EarlyWriteback {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= 32 << 20 {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid fd and a range of it; SYNC_FILE_RANGE_WRITE only starts
+            // writeback (Linux 2.6.17+). A failure only loses the head start.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.started as libc::off64_t,
+                    (self.written - self.started) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Hashes what passes through, on a thread of its own: sha256 is serial, and on the writing
