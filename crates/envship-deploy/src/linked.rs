@@ -19,6 +19,16 @@ pub fn blocks_path(env_dir: &Path, version: &str) -> PathBuf {
     env_dir.join(format!(".{version}{}", crate::live::VERSION_RECORDS[0]))
 }
 
+/// The block index kept beside the version directory `version_dir`.
+pub fn blocks_path_of(version_dir: &Path) -> PathBuf {
+    let env_dir = version_dir.parent().unwrap_or(Path::new("."));
+    let version = version_dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    blocks_path(env_dir, &version)
+}
+
 /// The new archive's block index, if it has one that its manifest vouches for.
 pub(crate) fn archive_index(
     blocks_file: Option<&Path>,

@@ -42,7 +42,10 @@ impl KeptAside {
     /// Set aside what is kept beside `version_dir`, if anything.
     pub(crate) fn take(version_dir: &Path) -> Result<KeptAside, DeployError> {
         let mut moved = Vec::new();
-        for kept in [record_path(version_dir), manifest_path(version_dir)] {
+        // The block index too: restored with the old tree, a new archive's index beside it
+        // would let the next deploy link files by hashes that are not the tree's.
+        let blocks = crate::linked::blocks_path_of(version_dir);
+        for kept in [record_path(version_dir), manifest_path(version_dir), blocks] {
             if std::fs::symlink_metadata(&kept).is_err() {
                 continue;
             }

@@ -174,6 +174,8 @@ fn a_forced_redeploy_that_fails_its_test_leaves_the_old_tree_with_its_record() {
     deploy::deploy(&opts(&good, root.path()), &NoProgress).unwrap();
     let env = root.path().join("e");
     let record = std::fs::read(live::record_path(&env.join("1"))).unwrap();
+    let blocks_path = deploy::linked::blocks_path(&env, "1");
+    let blocks = std::fs::read(&blocks_path).unwrap();
     let mut o = opts(&bad, root.path());
     o.test = true;
     o.force = true;
@@ -186,6 +188,17 @@ fn a_forced_redeploy_that_fails_its_test_leaves_the_old_tree_with_its_record() {
         std::fs::read(live::record_path(&env.join("1"))).unwrap(),
         record,
         "the old tree's record is back"
+    );
+    // And its block index: the failed archive's would let the next deploy link by its hashes.
+    assert_eq!(
+        std::fs::read(&blocks_path).unwrap(),
+        blocks,
+        "the old block index is back"
+    );
+    assert_ne!(
+        std::fs::read(envship_pack::Sidecar::Blocks.path_for(&bad)).unwrap(),
+        blocks,
+        "the two archives' indexes differ (the test script is in them)"
     );
     assert_clean(&env.join("current"));
     let hidden: Vec<String> = std::fs::read_dir(&env)
