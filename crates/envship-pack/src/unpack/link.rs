@@ -127,7 +127,17 @@ fn plan(link: &LinkFrom, live: &Beneath) -> (Vec<bool>, LinkWhileReading) {
             .iter()
             .all(|b| live_blocks.contains(b.hash.as_str()));
         let entries = &blocks[g.start].entries;
-        if all_live && entries.iter().all(|e| recreatable(e, live, mtime)) {
+        // A file the live tree relocated holds its own prefix, whatever the new index says.
+        let not_relocated_there = |e: &IndexEntry| {
+            e.kind != EntryKind::File
+                || live_files
+                    .get(e.path.as_str())
+                    .is_some_and(|old| !old.relocated)
+        };
+        let whole = entries
+            .iter()
+            .all(|e| not_relocated_there(e) && recreatable(e, live, mtime));
+        if all_live && whole {
             for s in &mut skip[g] {
                 *s = true;
             }
