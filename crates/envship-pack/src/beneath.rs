@@ -141,6 +141,26 @@ struct Created {
     dir: bool,
 }
 
+/// Hard-link `from` in `from_dir` as `name` in `dir`, never following `from` if it is a symlink.
+fn link_nofollow(
+    from_dir: &OwnedFd,
+    from: &CString,
+    dir: &OwnedFd,
+    name: &CString,
+) -> io::Result<()> {
+    // SAFETY: valid C strings and fds; flags 0 = do not follow `from`.
+    cvt(unsafe {
+        libc::linkat(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            0,
+        )
+    })
+    .map(|_| ())
+}
+
 /// Whether `name` in `dir` is a regular file (the link itself is examined) of this size,
 /// permission bits and mtime.
 fn stat_matches(dir: &OwnedFd, name: &CString, (size, mode, mtime): (u64, u32, i64)) -> bool {
@@ -346,16 +366,7 @@ impl Beneath {
         let dir = self.open_dir(rel.parent())?;
         let name = cstr(rel.file_name())?;
         self.clear(dir.as_raw_fd(), &name, replace)?;
-        // SAFETY: valid C strings and fds; flags 0 = do not follow `from`.
-        cvt(unsafe {
-            libc::linkat(
-                from_dir.as_raw_fd(),
-                from.as_ptr(),
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                0,
-            )
-        })?;
+        link_nofollow(&from_dir, &from, &dir, &name)?;
         self.note(rel.as_bytes(), false);
         Ok(())
     }
@@ -370,7 +381,8 @@ impl Beneath {
     }
 
     /// Create `rel` as a hard link to the regular file `existing` of another tree `src` (a
-    /// deployed version), if that file has `size` bytes and exactly the permission bits `mode`.
+    /// deployed version), if that file has `size` bytes, exactly the permission bits `mode` and
+    /// the mtime `mtime`.
     /// Neither tree is followed through a symlink. `Ok(false)` when the file is not there or
     /// differs: the caller writes it instead.
     pub fn link_from(
@@ -389,16 +401,7 @@ impl Beneath {
         }
         let dir = self.open_dir(rel.parent())?;
         let name = cstr(rel.file_name())?;
-        // SAFETY: valid C strings and fds; flags 0 = do not follow `from`.
-        cvt(unsafe {
-            libc::linkat(
-                from_dir.as_raw_fd(),
-                from.as_ptr(),
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                0,
-            )
-        })?;
+        link_nofollow(&from_dir, &from, &dir, &name)?;
         self.note(rel.as_bytes(), false);
         Ok(true)
     }
