@@ -91,8 +91,14 @@ root=$inside/root
 env=\$root/hello
 check_current() {
   [ \"\$(readlink \$env/current)\" = \"\$1\" ] || fail \"current is \$(readlink \$env/current), not \$1, after \$2\"
-  left=\$(ls -A \$env | grep '^\\.' || true)
+  # A version's records (.VERSION.{blocks,tree,manifest}.json) belong beside it; anything
+  # else hidden is a leftover, and so is a record whose version is gone.
+  left=\$(ls -A \$env | grep '^\\.' | grep -Ev '^\\..+\\.(blocks|tree|manifest)\\.json\$' || true)
   [ -z \"\$left\" ] || fail \"left behind after \$2: \$left\"
+  for record in \$(ls -A \$env | grep -E '^\\..+\\.(blocks|tree|manifest)\\.json\$' || true); do
+    version=\$(echo \"\$record\" | sed -E 's/^\\.(.+)\\.(blocks|tree|manifest)\\.json\$/\\1/')
+    [ -d \"\$env/\$version\" ] || fail \"\$record left behind after \$2 without version \$version\"
+  done
   \$env/current/bin/hello | grep -q 'Hello from libhello' || fail \"hello does not run after \$2\"
   [ \"\$(\$env/\$1/bin/hello --prefix)\" = \"\$env/\$1\" ] || fail \"\$1 is not relocated to \$env/\$1 after \$2\"
   ok \"\$2: current -> \$1, nothing left behind\"
