@@ -1,0 +1,1 @@
+//! minisign: keys a facility holds, signatures beside the files they sign.

@@ -1,0 +1,1 @@
+//! `ROOT/.envship/trust.toml`: which signers a deployment root trusts.
