@@ -1,0 +1,6 @@
+//! envship-evidence's integration tests: pages of a real packed and audited archive, checked as
+//! HTML and in a real headless chromium.
+
+mod browser;
+mod common;
+mod page;
