@@ -118,7 +118,7 @@ pub fn render(e: &Evidence<'_>) -> String {
         m.pip_packages.len()
     );
     row(&mut out, "Contents", Some(&contents));
-    row(&mut out, "Relocatable prefix", Some(&m.recorded_prefix));
+    row(&mut out, "Prefix in the files", Some(&m.recorded_prefix));
     row(
         &mut out,
         "Packed by",

@@ -161,6 +161,13 @@ fn chromium_renders_the_page_offline_with_every_row_and_verdict() {
             "--window-size=1200,1600".to_string(),
         ],
     );
+    // ENVSHIP_EVIDENCE_KEEP=DIR keeps the page and its screenshot for a person to look at.
+    if let Some(keep) = std::env::var_os("ENVSHIP_EVIDENCE_KEEP") {
+        let keep = PathBuf::from(keep);
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(&page, keep.join(page.file_name().unwrap())).unwrap();
+        std::fs::copy(&shot, keep.join("page.png")).unwrap();
+    }
     let (distinct, other, size) = colours(&shot);
     assert_eq!(size, (1200, 1600));
     assert!(
