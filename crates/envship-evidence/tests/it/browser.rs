@@ -19,7 +19,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// on PATH.
 fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("CHROMIUM") {
-        return Some(PathBuf::from(p));
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH")?;
     ["chromium", "chromium-browser", "google-chrome"]
@@ -94,7 +94,7 @@ fn chromium_renders_the_page_offline_with_every_row_and_verdict() {
     let Some(chromium) = chromium() else {
         skip::skip(
             &test,
-            "chromium is not installed (apt-get install chromium)",
+            "chromium is not installed (apt-get install chromium, or set CHROMIUM)",
         );
         return;
     };
