@@ -132,6 +132,18 @@ for v in current 1 2; do
   envship verify \$env/\$v >/dev/null || fail \"verify \$v: the deployed tree differs from its record\"
 done
 ok 'verify of every deployed version against its tree record'
+# Signing needs random bytes: without getrandom(2) (Linux 3.17) they must come from /dev/urandom.
+envship keygen --output facility >/dev/null || fail 'keygen'
+mkdir -p drop
+envship publish --to drop --sign-key facility.key dist/hello-1.tar.gz >/dev/null || fail 'publish --sign-key'
+[ -f drop/hello-1.tar.gz.minisig ] || fail 'publish --sign-key wrote no drop/hello-1.tar.gz.minisig'
+envship verify-release drop/hello-1.tar.gz --trust-key facility.pub >/dev/null \
+  || fail 'verify-release of the signed archive'
+envship keygen --output other >/dev/null || fail 'keygen of a second key'
+if envship verify-release drop/hello-1.tar.gz --trust-key other.pub >/dev/null 2>&1; then
+  fail 'verify-release accepted a signature by an untrusted key'
+fi
+ok 'keygen, publish --sign-key and verify-release (a signature by another key refused)'
 envship audit --target lcls-rhel6 --build-prefix '' \$env/1 >audit-env.txt \
   || { cat audit-env.txt >&2; fail 'audit of the deployed environment'; }
 ok 'audit of the deployed environment'

@@ -14,6 +14,7 @@ use crate::{
     record::{self, Record},
     self_test,
     source::{self, Source},
+    trust::{check_trust, trust_summary},
     verify::{check_component, verify, Verified},
     DeployError, DeployLock, DeployOptions, DeployOutcome, CURRENT, STATE_DIR, TEST_SCRIPT,
 };
@@ -30,11 +31,16 @@ pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOut
     } else {
         opts.root.join(STATE_DIR).join("downloads")
     };
+    // Archive names end with TARGET-SUBDIR: with --target, only that target's archive is taken.
+    let suffix = match &opts.target {
+        Some(t) => format!("{t}-{}", host.subdir),
+        None => host.subdir.clone(),
+    };
     let fetched = source::fetch(
         &src,
         &opts.source,
         opts.name.as_deref(),
-        &host.subdir,
+        &suffix,
         &workdir,
         &opts.github,
         progress,
@@ -49,6 +55,20 @@ pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOut
         "verified {} (sha256 {}) and its manifest: {name} {version} for {} runs on this host (glibc {}, Linux {}, {})",
         fetched.archive.display(), v.sha256, target_label(&v.manifest.target), host.glibc, host.linux, host.subdir
     )];
+    // Before the lock and anything written: an untrusted archive leaves the root as it was.
+    let fetch_bundle =
+        || source::fetch_attestation(&src, &fetched.archive, &v.sha256, &opts.github);
+    let trust = check_trust(
+        &opts.root,
+        &fetched.archive,
+        &v.manifest_path,
+        &v.sha256,
+        &opts.trust,
+        &fetch_bundle,
+    )?;
+    if let Some(t) = &trust {
+        actions.push(format!("trusted: {}", trust_summary(t)));
+    }
 
     if opts.dry_run {
         let previous = current_version(&opts.root, &name)?;
@@ -79,6 +99,7 @@ pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOut
             actions,
             test_log: None,
             dry_run: true,
+            trust,
         });
     }
 
@@ -94,6 +115,7 @@ pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOut
     rec.sha256 = Some(v.sha256.clone());
     rec.ticket = opts.ticket.clone();
     rec.source = Some(opts.source.clone());
+    rec.trust = trust.as_ref().and_then(|t| serde_json::to_value(t).ok());
     let result = deploy_locked(
         opts,
         &name,
@@ -132,6 +154,7 @@ pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOut
         test_log,
         dry_run: false,
         diff: None,
+        trust,
     })
 }
 

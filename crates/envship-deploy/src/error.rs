@@ -5,6 +5,39 @@ use std::path::PathBuf;
 /// Why a deploy or rollback did not happen.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DeployError {
+    /// The archive fails the root's or the command line's trust policy; nothing was written.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Untrusted(Box<envship_trust::TrustError>),
+
+    /// verify-release was given no policy to check against.
+    #[error("no trust policy to check against{}", root.as_ref().map(|r| format!(": {} has no .envship/trust.toml", r.display())).unwrap_or_default())]
+    #[diagnostic(
+        code(envship::deploy::no_policy),
+        help("give --root ROOT (a deployment root with .envship/trust.toml), --trust-key KEY or --trust-github OWNER/REPO")
+    )]
+    NoPolicy {
+        /// The root given, if any.
+        root: Option<PathBuf>,
+    },
+
+    /// The staged rollout's earlier root has not deployed (or tested) this archive.
+    #[error("{} has not gone through {} first: {why}", archive.display(), after.display())]
+    #[diagnostic(
+        code(envship::deploy::not_staged),
+        help("this root's trust.toml requires it; run `{command}` first, then deploy here again")
+    )]
+    NotStaged {
+        /// The archive.
+        archive: PathBuf,
+        /// The root it must go through.
+        after: PathBuf,
+        /// What is missing.
+        why: &'static str,
+        /// The command that does the missing step.
+        command: String,
+    },
+
     /// Reading or writing a local file failed.
     #[error("{action} {}", path.display())]
     #[diagnostic(code(envship::deploy::io))]
@@ -245,6 +278,10 @@ pub enum DeployError {
 }
 
 impl DeployError {
+    pub(crate) fn untrusted(source: envship_trust::TrustError) -> Self {
+        Self::Untrusted(Box::new(source))
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -46,6 +46,7 @@ pub mod record;
 mod rollback;
 pub mod self_test;
 pub mod source;
+pub mod trust;
 pub mod verify;
 
 use std::{path::PathBuf, time::Duration};
@@ -85,6 +86,9 @@ pub struct DeployOptions {
     pub root: PathBuf,
     /// Deploy under this name instead of the manifest's.
     pub name: Option<String>,
+    /// Pick the archive of this target among several of a release or directory (archive names
+    /// end with `-TARGET-SUBDIR`).
+    pub target: Option<String>,
     /// Change ticket to record.
     pub ticket: Option<String>,
     /// Run the archive's test script in the deployed copy before switching.
@@ -103,6 +107,9 @@ pub struct DeployOptions {
     pub jobs: usize,
     /// Extract every file, instead of hard-linking those the live version already holds.
     pub no_link: bool,
+    /// A policy from the command line (checked as well as the root's `trust.toml`) and the
+    /// Sigstore roots.
+    pub trust: envship_trust::check::TrustOptions,
 }
 
 /// What a deploy did (or, with `dry_run`, would do).
@@ -127,6 +134,9 @@ pub struct DeployOutcome {
     /// With `dry_run`: what changes from the version `current` points at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<envship_pack::diff::ReleaseDiff>,
+    /// What the trust policies verified (`None`: no policy applies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<envship_trust::check::Verified>,
 }
 
 /// Rolling back.

@@ -49,6 +49,10 @@ pub struct Record {
     /// envship version that did it.
     #[serde(default)]
     pub envship_version: String,
+    /// What the trust policies verified: the minisign key, or the repository, workflow and
+    /// commit of the build provenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<serde_json::Value>,
 }
 
 /// `2026-11-26T12:00:00Z`: RFC 3339 in UTC, whole seconds.
@@ -69,6 +73,31 @@ mod rfc3339 {
 }
 
 impl Record {
+    /// What vouched for the archive, in a few words: the minisign key, or the repository,
+    /// workflow and commit of its build provenance.
+    pub fn trust_summary(&self) -> Option<String> {
+        let t = self.trust.as_ref()?;
+        let mut parts = Vec::new();
+        if let Some(k) = t["minisign"]["key_id"].as_str() {
+            parts.push(format!("minisign key {k}"));
+        }
+        let g = &t["github"];
+        if let Some(repo) = g["repo"].as_str() {
+            let mut s = format!("build provenance from {repo}");
+            for (label, key) in [
+                ("workflow", "workflow"),
+                ("ref", "git_ref"),
+                ("commit", "commit"),
+            ] {
+                if let Some(v) = g[key].as_str() {
+                    s.push_str(&format!(", {label} {v}"));
+                }
+            }
+            parts.push(s);
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     /// A record stamped now, by this user on this host.
     pub fn now(action: &str, name: &str, version: &str, result: &str) -> Self {
         Self {
@@ -86,6 +115,7 @@ impl Record {
             source: None,
             test_log: None,
             envship_version: env!("CARGO_PKG_VERSION").into(),
+            trust: None,
         }
     }
 

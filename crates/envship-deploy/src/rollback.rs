@@ -86,5 +86,6 @@ pub fn rollback(opts: &RollbackOptions) -> Result<DeployOutcome, DeployError> {
         test_log: None,
         dry_run: opts.dry_run,
         diff: None,
+        trust: None,
     })
 }

@@ -85,6 +85,11 @@ pub struct Fetched {
 }
 
 impl Fetched {
+    /// A local archive with the sidecars beside it.
+    pub fn local_file(archive: PathBuf) -> Self {
+        Self::local(archive)
+    }
+
     fn local(archive: PathBuf) -> Self {
         Self {
             sha256_file: artifacts::find_sidecar(&archive, ".sha256"),
@@ -132,7 +137,7 @@ pub fn select<'a>(names: &[&'a str], name: Option<&str>, subdir: &str) -> Result
     match c.as_slice() {
         [one] => Ok(one),
         many => Err(format!(
-            "several archives match: {}; name one",
+            "several archives match: {}; name one, or pick the target's with --target",
             many.join(", ")
         )),
     }
@@ -210,6 +215,10 @@ pub fn fetch(
                 None => get(&format!("{file}.manifest.json"), false)?,
             };
             let blocks = get(&format!("{stem}{}", Sidecar::Blocks.suffix()), false)?;
+            // Signatures and provenance, for the trust gate, which finds them beside the files.
+            for extra in trust_files(&file, manifest.as_deref()) {
+                get(&extra, false)?;
+            }
             Ok(Fetched {
                 archive,
                 sha256_file: sha,
@@ -271,6 +280,9 @@ pub fn fetch(
                 None => get(&format!("{pick}.manifest.json"))?,
             };
             let blocks = get(&format!("{stem}{}", Sidecar::Blocks.suffix()))?;
+            for extra in trust_files(&pick, manifest.as_deref()) {
+                get(&extra)?;
+            }
             Ok(Fetched {
                 archive,
                 sha256_file: sha,
@@ -280,6 +292,49 @@ pub fn fetch(
             })
         }
     }
+}
+
+/// For a `github:` source whose release has no `ARCHIVE.sigstore.json`: the archive's
+/// attestation from the GitHub attestations API, written beside it (nothing when there is none,
+/// or for other sources).
+pub fn fetch_attestation(
+    src: &Source,
+    archive: &Path,
+    sha256: &str,
+    github: &GithubConfig,
+) -> Result<(), DeployError> {
+    let Source::Github { repo, .. } = src else {
+        return Ok(());
+    };
+    let cfg = GithubConfig {
+        repo: repo.clone(),
+        ..github.clone()
+    };
+    let what = format!("the attestations of sha256:{sha256} in {repo}");
+    let fetch_err = |source| DeployError::Fetch {
+        what: what.clone(),
+        source: Box::new(source),
+    };
+    let client = GithubClient::new(&cfg).map_err(fetch_err)?;
+    let bundles = client.attestation_bundles(sha256).map_err(fetch_err)?;
+    if let Some(first) = bundles.first() {
+        let dest = envship_trust::check::bundle_path(archive);
+        std::fs::write(&dest, first).map_err(DeployError::io("writing", &dest))?;
+    }
+    Ok(())
+}
+
+/// The names of the archive's and its manifest's signatures and the archive's provenance
+/// bundle (`FILE.minisig`, `ARCHIVE.sigstore.json`).
+fn trust_files(archive: &str, manifest: Option<&Path>) -> Vec<String> {
+    let mut out = vec![
+        format!("{archive}.minisig"),
+        format!("{archive}.sigstore.json"),
+    ];
+    if let Some(m) = manifest.and_then(|m| m.file_name()) {
+        out.push(format!("{}.minisig", m.to_string_lossy()));
+    }
+    out
 }
 
 fn download_dir(workdir: &Path) -> Result<tempfile::TempDir, DeployError> {

@@ -41,7 +41,7 @@ pub enum DiffError {
 
     /// An archive without its manifest sidecar.
     #[error("{} has no manifest beside it: {} does not exist", archive.display(), manifest.display())]
-    #[diagnostic(help("`envship pack` writes NAME-VERSION-SUBDIR.manifest.json beside the archive; download it with the archive, or pass the manifest itself"))]
+    #[diagnostic(help("`envship pack` writes NAME-VERSION-TARGET-SUBDIR.manifest.json beside the archive; download it with the archive, or pass the manifest itself"))]
     NoManifest {
         /// The archive.
         archive: PathBuf,

@@ -1,6 +1,6 @@
 //! Archive formats, the one place that knows them: the [`Format`] pack writes, what an existing
 //! archive is ([`ArchiveKind`], by its magic bytes or its file name), the raw compression of a
-//! stream ([`Magic`], e.g. a docker image layer), the archive stem (`NAME-VERSION-SUBDIR`) and the
+//! stream ([`Magic`], e.g. a docker image layer), the archive stem (`NAME-VERSION-TARGET-SUBDIR`) and the
 //! sidecar files written beside an archive ([`Sidecar`]).
 //!
 //! Unpack, the sandbox's runner, the sandbox's rootfs import and publish all ask this module, so
@@ -286,9 +286,12 @@ impl Magic {
     }
 }
 
-/// `NAME-VERSION-SUBDIR`: what every file of one release is named after.
-pub fn stem(name: &str, version: &str, subdir: &str) -> String {
-    format!("{name}-{version}-{subdir}")
+/// `NAME-VERSION-TARGET-SUBDIR`: what every file of one release for one target is named
+/// after. The target is in the name because two targets of one platform (lcls-rhel6 and rhel8
+/// are both linux-64) ship different archives of the same environment, which must not
+/// overwrite each other in `dist/`, a release or a drop.
+pub fn stem(name: &str, version: &str, target: &str, subdir: &str) -> String {
+    format!("{name}-{version}-{target}-{subdir}")
 }
 
 /// The byte offset (0-based) of the tar.gz payload in pack's installer at `path`, from the
@@ -316,11 +319,18 @@ pub fn installer_payload_offset(path: &Path) -> Result<u64> {
     Ok(offset - 1)
 }
 
-/// `NAME-VERSION-SUBDIR.EXT` (no extension for `dir`).
-pub fn default_file_name(name: &str, version: &str, subdir: &str, format: Format) -> String {
+/// `NAME-VERSION-TARGET-SUBDIR.EXT` (no extension for `dir`).
+pub fn default_file_name(
+    name: &str,
+    version: &str,
+    target: &str,
+    subdir: &str,
+    format: Format,
+) -> String {
+    let stem = stem(name, version, target, subdir);
     match format {
-        Format::Dir => stem(name, version, subdir),
-        f => format!("{}.{}", stem(name, version, subdir), f.extension()),
+        Format::Dir => stem,
+        f => format!("{stem}.{}", f.extension()),
     }
 }
 
@@ -354,6 +364,9 @@ pub enum Sidecar {
     /// Where each compressed block of a tar.gz or tar.zst is (pack; see
     /// [`crate::blocks::index`]): lets deploy and unpack inflate blocks alone.
     Blocks,
+    /// The evidence page: one self-contained HTML file for whoever deploys (ship; see
+    /// envship-evidence).
+    Evidence,
 }
 
 impl Sidecar {
@@ -365,6 +378,7 @@ impl Sidecar {
         Sidecar::Blocks,
         Sidecar::Audit,
         Sidecar::TestLog,
+        Sidecar::Evidence,
     ];
 
     /// What is appended to the stem (`.sha256`, …).
@@ -376,6 +390,7 @@ impl Sidecar {
             Sidecar::TestLog => ".test.log",
             Sidecar::Sbom => ".cdx.json",
             Sidecar::Blocks => ".blocks.json",
+            Sidecar::Evidence => ".html",
         }
     }
 

@@ -30,7 +30,7 @@
 //! [`mod@sbom`]) sidecars beside it.
 //!
 //! **Owns**: archives of environments, end to end: the [formats](mod@format) (detection by magic bytes
-//! and name, the `NAME-VERSION-SUBDIR` stem, the sidecar names every stage uses), pack (plan →
+//! and name, the `NAME-VERSION-TARGET-SUBDIR` stem, the sidecar names every stage uses), pack (plan →
 //! writers → output, in `pack/`), the hardened [`unpack`], the relocation list and
 //! `conda-unpack`, the [`Manifest`], the [record of an unpacked or deployed tree](mod@tree) that
 //! `envship verify` checks, and the [diff of two releases](mod@diff). **Must not know**: targets

@@ -1,4 +1,4 @@
-//! The `NAME-VERSION-SUBDIR.manifest.json` sidecar: what is in an archive. Later stages (test,
+//! The `NAME-VERSION-TARGET-SUBDIR.manifest.json` sidecar: what is in an archive. Later stages (test,
 //! deploy) read it with [`Manifest::read`] and add their results under `audit`/`test`/`extra`.
 
 use std::{collections::BTreeMap, path::Path};
@@ -86,6 +86,9 @@ pub struct Manifest {
     /// the manifest (`None` for other formats and in manifests of envship before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_index: Option<BlockIndexRef>,
+    /// The evidence page's file name (no directory), once ship wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
     /// Environment variables from `conda-meta/state` applied by `bin/activate`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_vars: BTreeMap<String, String>,

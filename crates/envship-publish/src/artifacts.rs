@@ -19,6 +19,9 @@ pub const SIDECAR_SUFFIXES: &[&str] = &[
     Sidecar::Audit.suffix(),
     Sidecar::TestLog.suffix(),
     ".junit.xml",
+    Sidecar::Evidence.suffix(),
+    // Build provenance (actions/attest-build-provenance) the workflow wrote beside the archive.
+    ".sigstore.json",
 ];
 
 /// Sidecar `suffix` of `archive` if it exists: `STEM{suffix}` first, then `ARCHIVE{suffix}`

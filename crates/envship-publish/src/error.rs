@@ -112,6 +112,45 @@ pub enum PublishError {
         help: String,
     },
 
+    /// A file could not be signed.
+    #[error("signing {}", path.display())]
+    #[diagnostic(code(envship::publish::sign))]
+    Sign {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<envship_trust::minisig::MinisignError>,
+    },
+
+    /// publish signs only an archive it checked, and this one could not be checked.
+    #[error("refusing to sign {}: {reason}", archive.display())]
+    #[diagnostic(
+        code(envship::publish::unchecked),
+        help("sign what `envship pack` wrote, with its .sha256 and .manifest.json beside it; re-pack if they disagree")
+    )]
+    Unchecked {
+        /// The archive.
+        archive: PathBuf,
+        /// Why it could not be checked.
+        reason: String,
+    },
+
+    /// The release notes could not be made: a manifest of this or the previous release could not
+    /// be read.
+    #[error("release notes: {}", path.display())]
+    #[diagnostic(
+        code(envship::publish::notes),
+        help("the files are published; fix or remove the manifest and publish again, or pass --no-notes")
+    )]
+    Notes {
+        /// The manifest.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<envship_pack::diff::DiffError>,
+    },
+
     /// The API answered 2xx with a body that is not what the GitHub API returns.
     #[error("{url}: unexpected response: {message}")]
     #[diagnostic(code(envship::publish::bad_response))]

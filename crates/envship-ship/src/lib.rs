@@ -8,6 +8,8 @@
 //! progress and stage changes through a [`Reporter`] the caller supplies. The stages themselves
 //! live in their crates (envship-env, envship-audit, envship-pack, envship-sandbox).
 
+mod evidence;
+pub mod fleet;
 mod pipeline;
 mod project;
 mod report;

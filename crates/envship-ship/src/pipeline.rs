@@ -109,6 +109,11 @@ pub enum ShipError {
         source: std::io::Error,
     },
 
+    /// The evidence page could not be written.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Evidence(#[from] envship_evidence::EvidenceError),
+
     /// A stop was requested (SIGINT, SIGTERM); the run ended before the stage named.
     #[error("interrupted before the {} stage", next.as_str())]
     #[diagnostic(code(envship::ship::interrupted))]
@@ -136,6 +141,7 @@ impl ShipError {
             ShipError::Test(e) => Some(e),
             ShipError::NoScript { .. }
             | ShipError::Write { .. }
+            | ShipError::Evidence(_)
             | ShipError::Interrupted { .. } => None,
         }
     }
@@ -212,8 +218,16 @@ impl Run<'_> {
         manifest.audit =
             (self.report.audit.as_ref()).and_then(|a| serde_json::to_value(&a.summary).ok());
         manifest.test = serde_json::to_value(&outcome).ok();
-        manifest.write(&packed.manifest_path)?;
         self.report.passed = outcome.passed;
+        let page = crate::evidence::write_page(
+            &self.report,
+            &self.opts.prefix,
+            &self.project.dir(),
+            &packed.archive,
+            &mut manifest,
+        )?;
+        manifest.write(&packed.manifest_path)?;
+        self.report.evidence = Some(page);
         Ok(())
     }
 
@@ -230,6 +244,7 @@ impl Run<'_> {
         envship_pack::default_file_name(
             &self.report.name,
             &self.opts.version,
+            &self.project.target.name,
             &self.project.target.subdir,
             Format::Dir,
         )
@@ -357,8 +372,13 @@ impl Run<'_> {
             &format!("pack {} ({})", opts.prefix.display(), opts.format),
         );
         let name = self.report.name.clone();
-        let file =
-            envship_pack::default_file_name(&name, &opts.version, &target.subdir, opts.format);
+        let file = envship_pack::default_file_name(
+            &name,
+            &opts.version,
+            &target.name,
+            &target.subdir,
+            opts.format,
+        );
         let pack_options = PackOptions {
             prefix: opts.prefix.clone(),
             name,

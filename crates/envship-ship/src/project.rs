@@ -181,7 +181,7 @@ impl Project {
             Some((p, c)) => (Some(p), c),
             None => (None, ProjectConfig::default()),
         };
-        let target = request.resolve_with_config(config.target.as_deref(), &config.overrides)?;
+        let target = request.resolve_with_config(config.default_target(), &config.overrides)?;
         Ok(Self {
             env_file,
             config,
@@ -271,7 +271,8 @@ impl Project {
     pub fn newest_archive(&self, out_dir: Option<&Path>) -> Result<PathBuf, ProjectError> {
         let dir = self.out_dir(out_dir);
         let name = self.name();
-        let subdir = self.target.subdir.clone();
+        // Archive names end with TARGET-SUBDIR: another target's archive is not this one's.
+        let subdir = format!("{}-{}", self.target.name, self.target.subdir);
         newest_archive_in(&dir, &name, &subdir).ok_or(ProjectError::NoArchive { dir, name, subdir })
     }
 }
@@ -336,7 +337,7 @@ pub fn target_in_dir(dir: &Path, request: &TargetRequest) -> Result<Target, Proj
     let config = ProjectConfig::load_from_dir(dir)?
         .map(|(_, c)| c)
         .unwrap_or_default();
-    Ok(request.resolve_with_config(config.target.as_deref(), &config.overrides)?)
+    Ok(request.resolve_with_config(config.default_target(), &config.overrides)?)
 }
 
 /// `git describe --tags` of `dir`, else today's date (YYYY.MM.DD).

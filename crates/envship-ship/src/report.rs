@@ -119,6 +119,9 @@ pub struct ShipReport {
     pub audit_report: Option<PathBuf>,
     /// The test's log.
     pub test_log: Option<PathBuf>,
+    /// The evidence page beside the archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<PathBuf>,
     /// The packages' link scripts the build ran (or skipped), with their messages.
     pub link_scripts: Vec<envship_env::link_scripts::ScriptRun>,
     /// The audit itself, when it ran (callers show its table when it failed).
@@ -141,6 +144,7 @@ impl ShipReport {
             manifest: None,
             audit_report: None,
             test_log: None,
+            evidence: None,
             link_scripts: Vec::new(),
             audit: None,
             seconds: 0.0,

@@ -26,6 +26,11 @@ pub const CONFIG_FILE: &str = "envship.toml";
 pub struct ProjectConfig {
     /// Default target name.
     pub target: Option<String>,
+    /// The targets a workspace member ships for (`ship --all`, `matrix`); the first is the
+    /// default of every other command. Exclusive with `target`.
+    pub targets: Option<Vec<String>>,
+    /// At a workspace's root: its members.
+    pub workspace: Option<WorkspaceTable>,
     /// Field overrides of the default target.
     #[serde(default)]
     pub overrides: TargetOverrides,
@@ -41,6 +46,39 @@ pub struct ProjectConfig {
     pub format: Option<String>,
     /// Whether packages' link scripts run at build (`run`, the default, or `skip`).
     pub link_scripts: Option<LinkScripts>,
+}
+
+/// `[workspace]` of the root `envship.toml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WorkspaceTable {
+    /// Globs of member directories, relative to the root (`envs/*`).
+    pub members: Vec<String>,
+    /// Globs of directories the member globs match that are not members.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl ProjectConfig {
+    /// The targets this project ships for: `targets`, else `target`, else none (the caller's
+    /// default).
+    pub fn target_list(&self) -> Vec<String> {
+        match (&self.targets, &self.target) {
+            (Some(t), _) => t.clone(),
+            (None, Some(t)) => vec![t.clone()],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The default target of single-target commands: `target`, else the first of `targets`.
+    pub fn default_target(&self) -> Option<&str> {
+        self.target.as_deref().or_else(|| {
+            self.targets
+                .as_ref()
+                .and_then(|t| t.first())
+                .map(String::as_str)
+        })
+    }
 }
 
 /// Whether packages' link scripts run (`--link-scripts`, `link-scripts` in envship.toml).
@@ -104,6 +142,24 @@ impl ProjectConfig {
             at: e.span().map(|r| SourceSpan::new(r.start.into(), r.len())),
             src: NamedSource::new(path.display().to_string(), text.clone()),
         })?;
+        if config.target.is_some() && config.targets.is_some() {
+            let at = text.find("targets").map(|i| SourceSpan::new(i.into(), 7));
+            return Err(ConfigError::Invalid {
+                path: path.clone(),
+                message: "`target` and `targets` both given: keep one".into(),
+                at,
+                src: NamedSource::new(path.display().to_string(), text.clone()),
+            });
+        }
+        if config.targets.as_ref().is_some_and(Vec::is_empty) {
+            let at = text.find("targets").map(|i| SourceSpan::new(i.into(), 7));
+            return Err(ConfigError::Invalid {
+                path: path.clone(),
+                message: "`targets` is empty".into(),
+                at,
+                src: NamedSource::new(path.display().to_string(), text.clone()),
+            });
+        }
         Ok(Some((path, config)))
     }
 }

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod python_dists;
 pub mod target;
 pub mod version;
+pub mod workspace;
 
 pub use build_record::{target_for_prefix, BuildRecord, BuildRecordError};
 pub use config::ProjectConfig;

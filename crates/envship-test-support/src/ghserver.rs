@@ -56,6 +56,30 @@ pub struct SAsset {
 pub struct SRelease {
     pub id: u64,
     pub tag: String,
+    /// The notes (Markdown).
+    pub body: String,
+    /// RFC 3339, increasing with each release made.
+    pub created_at: String,
+    pub draft: bool,
+}
+
+impl SRelease {
+    /// A release made now: `seq` (the state's id counter) orders the creation times.
+    fn new(id: u64, tag: String, body: String) -> Self {
+        Self {
+            id,
+            tag,
+            body,
+            created_at: format!(
+                "2026-01-{:02}T{:02}:{:02}:{:02}Z",
+                1 + id / 86400 % 28,
+                id / 3600 % 24,
+                id / 60 % 60,
+                id % 60
+            ),
+            draft: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +99,8 @@ pub struct State {
     pub log: Vec<Logged>,
     /// Plain files served at `/files/NAME` (for https-URL sources).
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Sigstore bundles served by the attestations API, by `sha256:HEX`.
+    pub attestations: BTreeMap<String, Vec<Value>>,
 }
 
 pub struct GhServer {
@@ -141,11 +167,43 @@ impl GhServer {
         let mut s = self.state.lock().unwrap();
         s.next_id += 1;
         let id = s.next_id;
-        s.releases.push(SRelease {
-            id,
-            tag: tag.into(),
-        });
+        s.releases
+            .push(SRelease::new(id, tag.into(), String::new()));
         id
+    }
+
+    /// The notes of the release for `tag`.
+    pub fn release_body(&self, tag: &str) -> Option<String> {
+        let s = self.state.lock().unwrap();
+        s.releases
+            .iter()
+            .find(|r| r.tag == tag)
+            .map(|r| r.body.clone())
+    }
+
+    /// Set the notes of release `id` (as if edited in the web UI).
+    pub fn set_release_body(&self, id: u64, body: &str) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(r) = s.releases.iter_mut().find(|r| r.id == id) {
+            r.body = body.into();
+        }
+    }
+
+    /// Mark release `id` a draft.
+    pub fn make_draft(&self, id: u64) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(r) = s.releases.iter_mut().find(|r| r.id == id) {
+            r.draft = true;
+        }
+    }
+
+    /// Serve `bundle` as an attestation of the artifact with this sha256.
+    pub fn add_attestation(&self, sha256: &str, bundle: Value) {
+        let mut s = self.state.lock().unwrap();
+        s.attestations
+            .entry(format!("sha256:{sha256}"))
+            .or_default()
+            .push(bundle);
     }
 
     pub fn add_asset(&self, release_id: u64, name: &str, data: &[u8], state: &str) -> u64 {
@@ -244,6 +302,18 @@ fn respond(
     w.flush()
 }
 
+/// `per_page` (default 30, as GitHub's) and `page` (from 1) of a list request.
+fn paging(req: &Req) -> (usize, usize) {
+    let get = |k: &str, d: usize| {
+        req.query
+            .get(k)
+            .and_then(|p| p.parse().ok())
+            .filter(|n: &usize| *n > 0)
+            .unwrap_or(d)
+    };
+    (get("per_page", 30), get("page", 1))
+}
+
 fn json_resp(w: &mut TcpStream, status: u16, v: &Value) -> std::io::Result<()> {
     respond(
         w,
@@ -271,6 +341,7 @@ impl Ctx {
     fn release_json(&self, r: &SRelease, owner_repo: &str) -> Value {
         json!({
             "id": r.id, "tag_name": r.tag, "name": r.tag,
+            "body": r.body, "created_at": r.created_at, "draft": r.draft,
             "html_url": format!("{}/{owner_repo}/releases/tag/{}", self.api_origin, r.tag),
             "upload_url": format!("{}/repos/{owner_repo}/releases/{}/assets{{?name,label}}", self.upload_origin, r.id),
             "assets": [],
@@ -411,11 +482,23 @@ impl Ctx {
     fn route(&self, req: &Req, body: &[u8], is_upload: bool) -> (u16, Value, Option<Vec<u8>>) {
         let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
         let not_found = (404, json!({"message": "Not Found"}), None);
-        if segs.len() < 4 || segs[0] != "repos" || segs[3] != "releases" {
+        if segs.len() < 4 || segs[0] != "repos" || !matches!(segs[3], "releases" | "attestations") {
             return not_found;
         }
         let owner_repo = format!("{}/{}", segs[1], segs[2]);
         let mut s = self.state.lock().unwrap();
+        if segs[3] == "attestations" {
+            if req.method != "GET" || is_upload {
+                return not_found;
+            }
+            return match segs.get(4).and_then(|d| s.attestations.get(*d)) {
+                Some(list) => {
+                    let items: Vec<Value> = list.iter().map(|b| json!({ "bundle": b })).collect();
+                    (200, json!({ "attestations": items }), None)
+                }
+                None => not_found,
+            };
+        }
         match (req.method.as_str(), &segs[4..], is_upload) {
             ("GET", ["tags", tag], false) => match s.releases.iter().find(|r| r.tag == *tag) {
                 Some(r) => (200, self.release_json(r, &owner_repo), None),
@@ -432,22 +515,41 @@ impl Ctx {
                     );
                 }
                 s.next_id += 1;
-                let r = SRelease { id: s.next_id, tag };
+                let body = v["body"].as_str().unwrap_or("").to_string();
+                let r = SRelease::new(s.next_id, tag, body);
                 s.releases.push(r.clone());
                 (201, self.release_json(&r, &owner_repo), None)
             }
+            ("GET", [], false) => {
+                let (per_page, page) = paging(req);
+                // Newest first, as GitHub lists them.
+                let list: Vec<Value> = s
+                    .releases
+                    .iter()
+                    .rev()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .map(|r| self.release_json(r, &owner_repo))
+                    .collect();
+                (200, Value::Array(list), None)
+            }
+            ("PATCH", [id], false) => {
+                let id: u64 = id.parse().unwrap_or(0);
+                let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                match s.releases.iter_mut().find(|r| r.id == id) {
+                    Some(r) => {
+                        if let Some(b) = v["body"].as_str() {
+                            r.body = b.to_string();
+                        }
+                        let r = r.clone();
+                        (200, self.release_json(&r, &owner_repo), None)
+                    }
+                    None => not_found,
+                }
+            }
             ("GET", [id, "assets"], false) => {
                 let id: u64 = id.parse().unwrap_or(0);
-                let per_page: usize = req
-                    .query
-                    .get("per_page")
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(30);
-                let page: usize = req
-                    .query
-                    .get("page")
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(1);
+                let (per_page, page) = paging(req);
                 let list: Vec<Value> = s
                     .assets
                     .iter()

@@ -67,8 +67,19 @@ fn classify(e: &(dyn Error + 'static)) -> Option<u8> {
     }
     if let Some(e) = e.downcast_ref::<DeployError>() {
         return Some(match e {
-            DeployError::IncompatibleHost { .. } | DeployError::TestFailed { .. } => GATE,
+            DeployError::IncompatibleHost { .. }
+            | DeployError::TestFailed { .. }
+            | DeployError::NotStaged { .. } => GATE,
+            // Transparent: the chain goes on below the trust error, so it is classified here.
+            DeployError::Untrusted(t) => return classify(&**t),
             _ => INPUT,
+        });
+    }
+    // A file a policy does not trust is a gate; a policy that cannot be read is bad input.
+    if let Some(e) = e.downcast_ref::<envship_trust::TrustError>() {
+        return Some(match e {
+            envship_trust::TrustError::Refused { .. } => GATE,
+            envship_trust::TrustError::Policy(_) => INPUT,
         });
     }
     None

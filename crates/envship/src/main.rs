@@ -14,6 +14,7 @@ mod interrupt;
 mod progress;
 mod project;
 mod target_args;
+mod trust_args;
 
 use std::{io::IsTerminal, process::ExitCode};
 

@@ -117,6 +117,7 @@ pub fn packed_env_pkg(
             output: Some(out_dir.join(envship_pack::default_file_name(
                 name,
                 version,
+                &target.name,
                 &target.subdir,
                 format,
             ))),

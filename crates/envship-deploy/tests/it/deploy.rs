@@ -17,6 +17,7 @@ pub(crate) fn opts(source: &Path, root: &Path) -> DeployOptions {
         source: source.to_str().unwrap().into(),
         root: root.to_path_buf(),
         name: None,
+        target: None,
         ticket: Some("CHG-42".into()),
         test: false,
         test_timeout: Some(Duration::from_secs(120)),
@@ -34,6 +35,7 @@ pub(crate) fn opts(source: &Path, root: &Path) -> DeployOptions {
         },
         jobs: 2,
         no_link: false,
+        trust: Default::default(),
     }
 }
 

@@ -7,3 +7,4 @@ mod common;
 mod deploy;
 mod linked;
 mod tree;
+mod trust;

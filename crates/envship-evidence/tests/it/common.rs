@@ -130,6 +130,7 @@ pub fn fixture() -> Fixture {
             output: Some(out.join(envship_pack::default_file_name(
                 "evidence-env",
                 "2026.12.1",
+                &target.name,
                 &target.subdir,
                 format,
             ))),

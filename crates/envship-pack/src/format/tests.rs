@@ -132,12 +132,12 @@ fn names_and_stems() {
     assert_eq!(archive_stem(".tar.gz"), ".tar.gz");
     assert_eq!(archive_stem("plain"), "plain");
     assert_eq!(
-        default_file_name("psana", "1.0", "linux-64", Format::TarGz),
-        "psana-1.0-linux-64.tar.gz"
+        default_file_name("psana", "1.0", "lcls-rhel6", "linux-64", Format::TarGz),
+        "psana-1.0-lcls-rhel6-linux-64.tar.gz"
     );
     assert_eq!(
-        default_file_name("psana", "1.0", "linux-64", Format::Dir),
-        "psana-1.0-linux-64"
+        default_file_name("psana", "1.0", "rhel8", "linux-64", Format::Dir),
+        "psana-1.0-rhel8-linux-64"
     );
     assert_eq!(
         Sidecar::Sha256.path_for(Path::new("d/x-1-linux-64.tar.zst")),
@@ -155,8 +155,8 @@ fn names_and_stems() {
     assert_eq!("sh".parse::<Format>(), Ok(Format::Sh));
     assert_eq!("sqfs".parse::<Format>(), Ok(Format::Squashfs));
     assert_eq!(
-        default_file_name("psana", "1.0", "linux-64", Format::Squashfs),
-        "psana-1.0-linux-64.squashfs"
+        default_file_name("psana", "1.0", "lcls-rhel6", "linux-64", Format::Squashfs),
+        "psana-1.0-lcls-rhel6-linux-64.squashfs"
     );
     for name in ["psana-1.0-linux-64.sh", "psana-1.0-linux-64.squashfs"] {
         assert_eq!(archive_stem(name), "psana-1.0-linux-64");

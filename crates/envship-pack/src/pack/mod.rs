@@ -52,7 +52,7 @@ pub struct PackOptions {
     pub prefix: PathBuf,
     /// The prefix string installed files contain; default: `prefix` made absolute.
     pub build_prefix: Option<String>,
-    /// Output path; default `dist/NAME-VERSION-SUBDIR.EXT` (see [`default_file_name`]).
+    /// Output path; default `dist/NAME-VERSION-TARGET-SUBDIR.EXT` (see [`default_file_name`]).
     pub output: Option<PathBuf>,
     /// Environment name.
     pub name: String,
@@ -152,6 +152,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         None => PathBuf::from("dist").join(default_file_name(
             &opts.name,
             &opts.version,
+            &opts.target.name,
             &opts.target.subdir,
             opts.format,
         )),
@@ -248,6 +249,7 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         pip_packages: plan.scan.pip.clone(),
         sbom: Some(output::file_name(&out.sbom)),
         block_index: block_index.as_ref().map(|(_, r)| r.clone()),
+        evidence: None,
         env_vars: plan.scan.env_vars.clone(),
         audit: None,
         test: None,

@@ -1,4 +1,4 @@
-//! The SBOM pack writes beside every archive: `NAME-VERSION-SUBDIR.cdx.json`, CycloneDX 1.6
+//! The SBOM pack writes beside every archive: `NAME-VERSION-TARGET-SUBDIR.cdx.json`, CycloneDX 1.6
 //! JSON ([`Sidecar::Sbom`](crate::Sidecar::Sbom)).
 //!
 //! What it names: every conda record of the prefix (`pkg:conda/…` purl with build, channel and

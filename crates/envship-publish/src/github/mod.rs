@@ -9,6 +9,7 @@
 //! (`starter`) asset an interrupted upload leaves behind disappears, so after a successful
 //! publish exactly one complete copy of each file exists.
 
+pub mod notes;
 mod transfer;
 
 use std::{path::PathBuf, time::Duration};
@@ -58,6 +59,15 @@ pub struct Release {
     /// The release's web page.
     #[serde(default)]
     pub html_url: String,
+    /// Its notes (Markdown), as the API returns them; not part of envship's reports.
+    #[serde(default, skip_serializing)]
+    pub body: Option<String>,
+    /// When it was created (RFC 3339), which orders "the previous release".
+    #[serde(default, skip_serializing)]
+    pub created_at: Option<String>,
+    /// A draft is nobody's previous release.
+    #[serde(default, skip_serializing)]
+    pub draft: bool,
 }
 
 /// A release asset.

@@ -5,3 +5,4 @@
 mod common;
 mod dropdir;
 mod github;
+mod notes;

@@ -31,6 +31,10 @@ pub struct Args {
     /// drop or release holding several).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// Pick this target's archive in a directory drop or release holding archives of several
+    /// targets (their names end with -TARGET-SUBDIR).
+    #[arg(long, value_name = "TARGET")]
+    target: Option<String>,
     /// Change ticket to record with the deployment.
     #[arg(long, value_name = "ID")]
     ticket: Option<String>,
@@ -60,6 +64,8 @@ pub struct Args {
     /// (linking needs both archives' block indexes and one file system).
     #[arg(long)]
     no_link: bool,
+    #[command(flatten)]
+    trust: crate::trust_args::TrustArgs,
     /// Environment variable holding a GitHub token (for github: sources of private repos).
     #[arg(long, value_name = "NAME", default_value = "GITHUB_TOKEN")]
     token_env: String,
@@ -86,6 +92,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             source: args.source.clone().unwrap_or_default(),
             root: args.root.clone(),
             name: args.name.clone(),
+            target: args.target.clone(),
             ticket: args.ticket.clone(),
             test: args.test,
             test_timeout: Some(Duration::from_secs(args.test_timeout)),
@@ -100,6 +107,7 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             },
             jobs: args.jobs,
             no_link: args.no_link,
+            trust: args.trust.options()?,
         };
         envship_deploy::deploy(&opts, &bars)?
     };

@@ -62,6 +62,9 @@ pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
                 .unwrap_or("-"),
         )
         .into_diagnostic()?;
+        if let Some(t) = r.trust_summary() {
+            writeln!(out, "{:<20} trusted: {t}", "").into_diagnostic()?;
+        }
     }
     let mut names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
     names.sort_unstable();

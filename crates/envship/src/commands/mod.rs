@@ -13,7 +13,9 @@ pub mod check;
 pub mod deploy;
 pub mod deployments;
 pub mod diff;
+pub mod keygen;
 pub mod lock;
+pub mod matrix;
 pub mod pack;
 pub mod publish;
 pub mod run;
@@ -23,6 +25,7 @@ pub mod targets;
 pub mod test;
 pub mod unpack;
 pub mod verify;
+pub mod verify_release;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -50,10 +53,17 @@ pub enum Command {
     Deployments(deployments::Args),
     /// Check a deployed or unpacked environment against its tree record (exit 1 on drift).
     Verify(verify::Args),
+    /// Check that a file was signed by a trusted key or built by a trusted GitHub workflow
+    /// (exit 1 when not), as deploy does before it writes anything.
+    VerifyRelease(verify_release::Args),
+    /// Write a minisign key pair for signing releases (`publish --sign-key`).
+    Keygen(keygen::Args),
     /// Show what changed between two releases (archives, manifests, prefixes, deployed versions).
     Diff(diff::Args),
     /// lock → build → audit → pack → test for a project, stopping at the first failing gate.
     Ship(ship::Args),
+    /// Print a workspace's (member, target) pairs as a GitHub Actions matrix.
+    Matrix(matrix::Args),
     /// List the built-in production targets.
     Targets(targets::Args),
     /// Unpack an archive at its destination prefix in a sandbox and run the test script there.
@@ -77,8 +87,11 @@ pub fn execute(command: Command, global: &GlobalArgs) -> miette::Result<ExitCode
         Command::Deployments(args) => deployments::execute(args, global),
         Command::Verify(args) => verify::execute(args, global),
         Command::Diff(args) => diff::execute(args, global),
+        Command::VerifyRelease(args) => verify_release::execute(args, global),
+        Command::Keygen(args) => keygen::execute(args, global),
         Command::Ship(args) => ship::execute(args, global),
         Command::Targets(args) => targets::execute(args, global),
+        Command::Matrix(args) => matrix::execute(args, global),
         Command::Test(args) => test::execute(args, global),
     }
 }

@@ -24,7 +24,7 @@ pub struct Args {
     /// Release version; default: `git describe --tags`, else today's date (YYYY.MM.DD).
     #[arg(long, value_name = "VERSION")]
     version: Option<String>,
-    /// Output file; default dist/NAME-VERSION-SUBDIR.EXT.
+    /// Output file; default dist/NAME-VERSION-TARGET-SUBDIR.EXT.
     #[arg(long, short = 'o', value_name = "PATH")]
     output: Option<PathBuf>,
     /// Archive format: tar.gz (default, readable on RHEL6), tar.zst, zip, dir, sh (a

@@ -3,7 +3,11 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode, time::Duration};
 
-use envship_publish::{artifacts, github, GithubConfig, RetryPolicy, Secret};
+use envship_publish::{
+    artifacts,
+    github::{self, notes},
+    GithubConfig, RetryPolicy, Secret,
+};
 use miette::IntoDiagnostic;
 
 use crate::{progress::Bars, GlobalArgs};
@@ -37,6 +41,17 @@ pub struct Args {
     /// Publish only the files given, without looking for sidecars next to the archive.
     #[arg(long)]
     no_sidecars: bool,
+    /// Sign the archive and each evidence file with this minisign secret key (`envship keygen`
+    /// makes one), uploading `FILE.minisig` beside each. Without it, `ENVSHIP_SIGNING_KEY` may
+    /// hold the key itself (a CI secret). The archive is signed only if its sha256 matches its
+    /// `.sha256` and manifest.
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
+    /// Leave the release notes alone. By default what changed since the previous release of the
+    /// same environment and target (its manifest found among the repository's earlier releases)
+    /// is written into them, in a section of its own that a re-publish replaces.
+    #[arg(long)]
+    no_notes: bool,
     /// Attempts per request before giving up.
     #[arg(long, value_name = "N", default_value_t = 6)]
     retries: u32,
@@ -67,6 +82,14 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
                 files.push(p);
             }
         }
+    }
+    match signing_key(args.sign_key.as_deref())? {
+        Some(key) => {
+            let signatures = envship_publish::sign::sign_files(&files, &key)?;
+            tracing::info!("signed {} files with key {}", signatures.len(), key.id);
+            files.extend(signatures);
+        }
+        None => files.extend(envship_publish::sign::existing_signatures(&files)),
     }
     let bars = Bars::new(global.quiet || args.json);
     let mut out = std::io::stdout().lock();
@@ -128,8 +151,22 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         },
     };
     let report = envship_publish::publish_release(&config, &tag, &files, args.prerelease, &bars)?;
+    let mut notes = Vec::new();
+    if !args.no_notes {
+        for archive in files.iter().filter(|f| is_archive(f)) {
+            notes.extend(notes::update_release_notes(
+                &config,
+                &report.release,
+                archive,
+            )?);
+        }
+    }
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report).into_diagnostic()?;
+        let shown = Published {
+            report: &report,
+            notes: &notes,
+        };
+        serde_json::to_writer_pretty(&mut out, &shown).into_diagnostic()?;
         writeln!(out).into_diagnostic()?;
     } else if !global.quiet {
         let verb = if report.created { "created" } else { "updated" };
@@ -152,6 +189,49 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             )
             .into_diagnostic()?;
         }
+        for n in &notes {
+            let line = match (&n.previous, n.written) {
+                (Some(p), true) => format!("changes since {} ({}) written", p.tag, p.version),
+                (Some(p), false) => {
+                    format!("changes since {} ({}) already there", p.tag, p.version)
+                }
+                (None, _) => "no earlier release has its manifest: no changes written".into(),
+            };
+            writeln!(out, "  release notes, {} for {}: {line}", n.name, n.target)
+                .into_diagnostic()?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The key to sign with: `--sign-key FILE`, else the key held in `ENVSHIP_SIGNING_KEY`.
+fn signing_key(
+    file: Option<&std::path::Path>,
+) -> miette::Result<Option<envship_trust::minisig::SigningKey>> {
+    use envship_trust::minisig::SigningKey;
+    if let Some(f) = file {
+        return Ok(Some(SigningKey::from_file(f)?));
+    }
+    match Secret::from_env(SIGNING_KEY_VAR) {
+        Some(key) => Ok(Some(SigningKey::parse(key.expose(), SIGNING_KEY_VAR)?)),
+        None => Ok(None),
+    }
+}
+
+/// The variable that may hold the signing key itself.
+const SIGNING_KEY_VAR: &str = "ENVSHIP_SIGNING_KEY";
+
+/// `--json`: the release report and what was written into the notes.
+#[derive(serde::Serialize)]
+struct Published<'a> {
+    #[serde(flatten)]
+    report: &'a envship_publish::ReleaseReport,
+    notes: &'a [notes::NotesOutcome],
+}
+
+/// Whether `path` is an archive (not a sidecar) by its name.
+fn is_archive(path: &std::path::Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| artifacts::ARCHIVE_EXTENSIONS.iter().any(|e| n.ends_with(e)))
 }

@@ -118,6 +118,7 @@ fn write_sidecars(archive: &Path, stem: &str, format: &str) {
         pip_packages: vec![],
         sbom: None,
         block_index: None,
+        evidence: None,
         env_vars: BTreeMap::new(),
         audit: None,
         test: None,

@@ -4,6 +4,7 @@
 mod cli;
 mod container;
 mod exit_codes;
+mod fleet;
 mod hostile;
 mod interrupt;
 mod lcls_numpy;
