@@ -126,11 +126,11 @@ impl CertIdentity {
         };
         let claims = &cert.ci_claims;
         let old = &claims.deprecated_github;
+        // A repository on another host keeps its whole URL, so it matches no `OWNER/REPO`.
         let repo = claims
             .source_repository_uri
             .as_deref()
-            .and_then(|uri| uri.strip_prefix(GITHUB))
-            .map(str::to_string)
+            .map(|uri| uri.strip_prefix(GITHUB).unwrap_or(uri).to_string())
             .or_else(|| old.workflow_repository.clone())
             .or_else(|| workflow.as_ref().map(|w| w.repo.clone()));
         let git_ref = claims
