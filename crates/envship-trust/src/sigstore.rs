@@ -49,9 +49,11 @@ const IN_TOTO: &str = "application/vnd.in-toto+json";
 pub struct Provenance {
     /// `OWNER/REPO` the file was built from (the certificate's source-repository claim).
     pub repo: String,
-    /// The workflow file that signed, e.g. `.github/workflows/publish.yml`
-    /// (`OWNER/REPO/PATH` for a reusable workflow in another repository).
+    /// The workflow file that ran in the source repository, e.g. `.github/workflows/publish.yml`.
     pub workflow: String,
+    /// The workflow file that signed: [`Self::workflow`], or a reusable workflow it called
+    /// (`OWNER/REPO/PATH` when in another repository).
+    pub signer_workflow: String,
     /// The ref it was built from, e.g. `refs/tags/v1.0`.
     pub git_ref: String,
     /// The commit it was built from (hex).
@@ -133,6 +135,7 @@ pub fn verify_bundle(
     }
     Ok(Provenance {
         workflow: signer.workflow_name().unwrap_or_default(),
+        signer_workflow: signer.signer_name().unwrap_or_default(),
         repo: signer.repo.unwrap_or_default(),
         git_ref: signer.git_ref.unwrap_or_default(),
         commit: signer.commit.unwrap_or_default(),

@@ -3,7 +3,8 @@
 //! Fulcio (public-good and GitHub's) issues a workflow a certificate whose SAN URI is
 //! `https://github.com/OWNER/REPO/PATH@REF` (the workflow file that signed, at its ref) and whose
 //! extensions under `1.3.6.1.4.1.57264.1` say the source repository (`.12`), its commit (`.13`)
-//! and ref (`.14`), the OIDC issuer (`.8`); certificates older than that arc carry `.1.3`
+//! and ref (`.14`), the workflow that ran there (`.18`, the same URI form: it differs from the SAN
+//! when that workflow called a reusable one which signed), the OIDC issuer (`.8`); certificates older than that arc carry `.1.3`
 //! (commit), `.1.5` (`OWNER/REPO`), `.1.6` (ref) instead. sigstore-crypto parses them all.
 
 use std::fmt;
@@ -23,9 +24,10 @@ const GITHUB: &str = "https://github.com/";
 pub struct GithubIdentity {
     /// `OWNER/REPO`: the repository the file was built from.
     pub repo: String,
-    /// The workflow file that signed: `.github/workflows/FILE` in [`Self::repo`], or
-    /// `OWNER/REPO/.github/workflows/FILE` for a reusable workflow in another repository.
-    /// `None`: any workflow.
+    /// A workflow file: `.github/workflows/FILE` in [`Self::repo`], or
+    /// `OWNER/REPO/.github/workflows/FILE` in another repository. It matches the workflow that
+    /// ran in the source repository or the one that signed (a reusable workflow the first
+    /// called, which it chose). `None`: any workflow.
     pub workflow: Option<String>,
     /// A glob the ref the file was built from must match, e.g. `refs/tags/*`; `*` (the only
     /// special character) matches any run of characters, `/` included. `None`: any ref.
@@ -100,8 +102,10 @@ pub(crate) fn glob_matches(glob: &str, text: &str) -> bool {
 pub(crate) struct CertIdentity {
     /// The SAN (URI or email), as written.
     pub san: Option<String>,
-    /// The SAN taken apart, if it is a GitHub workflow URI.
-    pub workflow: Option<WorkflowUri>,
+    /// The SAN taken apart, if it is a GitHub workflow URI: the workflow that signed.
+    pub signer: Option<WorkflowUri>,
+    /// The workflow that ran in the source repository (`.18`), taken apart.
+    pub build_config: Option<WorkflowUri>,
     /// The OIDC issuer claim.
     pub issuer: Option<String>,
     /// `OWNER/REPO` the file was built from.
@@ -120,11 +124,15 @@ impl CertIdentity {
             SubjectAltName::Uri(uri) => uri.clone(),
             other => other.as_str().to_string(),
         });
-        let workflow = match &cert.identity {
+        let signer = match &cert.identity {
             Some(SubjectAltName::Uri(uri)) => parse_workflow_uri(uri),
             _ => None,
         };
         let claims = &cert.ci_claims;
+        let build_config = claims
+            .build_config_uri
+            .as_deref()
+            .and_then(parse_workflow_uri);
         let old = &claims.deprecated_github;
         // A repository on another host keeps its whole URL, so it matches no `OWNER/REPO`.
         let repo = claims
@@ -132,19 +140,20 @@ impl CertIdentity {
             .as_deref()
             .map(|uri| uri.strip_prefix(GITHUB).unwrap_or(uri).to_string())
             .or_else(|| old.workflow_repository.clone())
-            .or_else(|| workflow.as_ref().map(|w| w.repo.clone()));
+            .or_else(|| signer.as_ref().map(|w| w.repo.clone()));
         let git_ref = claims
             .source_repository_ref
             .clone()
             .or_else(|| old.workflow_ref.clone())
-            .or_else(|| workflow.as_ref().map(|w| w.git_ref.clone()));
+            .or_else(|| signer.as_ref().map(|w| w.git_ref.clone()));
         let commit = claims
             .source_repository_digest
             .clone()
             .or_else(|| old.workflow_sha.clone());
         Self {
             san,
-            workflow,
+            signer,
+            build_config,
             issuer: cert.issuer.clone(),
             repo,
             git_ref,
@@ -152,19 +161,29 @@ impl CertIdentity {
         }
     }
 
-    /// The signing workflow as a policy names it: its path, prefixed with `OWNER/REPO/` when it
-    /// lives in another repository than the source (a reusable workflow).
-    pub(crate) fn workflow_name(&self) -> Option<String> {
-        let workflow = self.workflow.as_ref()?;
+    /// A workflow as a policy names it: its path, prefixed with `OWNER/REPO/` when it lives in
+    /// another repository than the source.
+    fn name_of(&self, workflow: &WorkflowUri) -> String {
         let same_repo = self
             .repo
             .as_deref()
             .is_some_and(|repo| repo.eq_ignore_ascii_case(&workflow.repo));
-        Some(if same_repo {
-            workflow.path.clone()
-        } else {
-            format!("{}/{}", workflow.repo, workflow.path)
-        })
+        match same_repo {
+            true => workflow.path.clone(),
+            false => format!("{}/{}", workflow.repo, workflow.path),
+        }
+    }
+
+    /// The workflow that ran in the source repository (the signer's, if the certificate does
+    /// not say), as a policy names it.
+    pub(crate) fn workflow_name(&self) -> Option<String> {
+        let workflow = self.build_config.as_ref().or(self.signer.as_ref())?;
+        Some(self.name_of(workflow))
+    }
+
+    /// The workflow that signed, as a policy names it.
+    pub(crate) fn signer_name(&self) -> Option<String> {
+        Some(self.name_of(self.signer.as_ref()?))
     }
 
     /// Whether `policy` allows this identity.
@@ -179,9 +198,6 @@ impl CertIdentity {
             return false;
         }
         if let Some(wanted) = &policy.workflow {
-            let Some(workflow) = &self.workflow else {
-                return false;
-            };
             let (wanted_repo, wanted_path) = match wanted.strip_prefix(".github/") {
                 Some(_) => (policy.repo.as_str(), wanted.as_str()),
                 None => match split_repo_path(wanted) {
@@ -189,7 +205,15 @@ impl CertIdentity {
                     None => return false,
                 },
             };
-            if !workflow.repo.eq_ignore_ascii_case(wanted_repo) || workflow.path != wanted_path {
+            let is_wanted = |w: &&WorkflowUri| {
+                w.repo.eq_ignore_ascii_case(wanted_repo) && w.path == wanted_path
+            };
+            if !self
+                .build_config
+                .iter()
+                .chain(&self.signer)
+                .any(|w| is_wanted(&w))
+            {
                 return false;
             }
         }
@@ -280,8 +304,13 @@ mod tests {
 
     fn cert(san_repo: &str, repo: &str, git_ref: &str) -> CertIdentity {
         let san = format!("https://github.com/{san_repo}/.github/workflows/p.yml@{git_ref}");
+        let caller = format!("https://github.com/{repo}/.github/workflows/caller.yml@{git_ref}");
         CertIdentity {
-            workflow: parse_workflow_uri(&san),
+            signer: parse_workflow_uri(&san),
+            build_config: match san_repo == repo {
+                true => parse_workflow_uri(&san),
+                false => parse_workflow_uri(&caller),
+            },
             san: Some(san),
             issuer: Some(GITHUB_ACTIONS_ISSUER.into()),
             repo: Some(repo.into()),
@@ -321,10 +350,17 @@ mod tests {
     #[test]
     fn reusable_workflows_are_named_with_their_repository() {
         let c = cert("org/shared", "org/app", "refs/heads/main");
+        assert_eq!(c.workflow_name().unwrap(), ".github/workflows/caller.yml");
         assert_eq!(
-            c.workflow_name().unwrap(),
+            c.signer_name().unwrap(),
             "org/shared/.github/workflows/p.yml"
         );
+        // the workflow that ran, or the reusable one that signed
+        assert!(c.allowed_by(&policy(
+            "org/app",
+            Some(".github/workflows/caller.yml"),
+            None
+        )));
         assert!(c.allowed_by(&policy(
             "org/app",
             Some("org/shared/.github/workflows/p.yml"),

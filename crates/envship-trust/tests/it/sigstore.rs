@@ -394,3 +394,42 @@ fn a_root_file_of_several_lines_is_several_roots() {
     .unwrap();
     assert_eq!(provenance.instance, "custom#2");
 }
+
+#[test]
+fn a_reusable_workflow_is_allowed_as_the_caller_or_as_the_signer() {
+    // malancas/attest-demo's shared.yml called bdehamer/workflows' attest.yml, which signed.
+    let bundle = "reusable-workflow-attestation.sigstore.json";
+    let wheel = "07e4b8c0e3580b3e4a1eb62c70f1ffb86004d3d94f50767cb404fa7a639b4d05";
+    let run = |workflow: &str| {
+        verify_bundle(
+            Artifact::Sha256(wheel),
+            &data(bundle),
+            &read(bundle),
+            &[identity(
+                "malancas/attest-demo",
+                Some(workflow),
+                Some("refs/heads/main"),
+            )],
+            &TrustedRoots::BuiltIn,
+        )
+    };
+    let provenance = run(".github/workflows/shared.yml").unwrap();
+    assert_eq!(provenance.repo, "malancas/attest-demo");
+    assert_eq!(provenance.workflow, ".github/workflows/shared.yml");
+    assert_eq!(
+        provenance.signer_workflow,
+        "bdehamer/workflows/.github/workflows/attest.yml"
+    );
+    assert_eq!(
+        provenance.commit,
+        "8304c42402aa3a569882687e0642c359e5a74ac2"
+    );
+    assert_eq!(provenance.instance, "public-good");
+    run("bdehamer/workflows/.github/workflows/attest.yml").unwrap();
+    // the signer's path, but in the source repository: not what signed
+    let err = run(".github/workflows/attest.yml").unwrap_err();
+    assert!(
+        matches!(err, SigstoreError::IdentityNotAllowed { .. }),
+        "{err:?}"
+    );
+}
