@@ -101,7 +101,10 @@ pub fn trust_summary(v: &Verified) -> String {
         parts.push(format!("minisign key {}", m.key_id));
     }
     if let Some(g) = &v.github {
-        parts.push(format!("build provenance from {}", g.repo));
+        parts.push(format!(
+            "build provenance from {} ({} at {}, commit {})",
+            g.repo, g.workflow, g.git_ref, g.commit
+        ));
     }
     format!("{} (policy: {})", parts.join(", "), v.policies.join(", "))
 }

@@ -107,7 +107,14 @@ fn provenance(
             git_ref: g.git_ref.clone(),
         })
         .collect();
-    sigstore::verify_bundle(file, &path, &json, &identities, roots).map_err(Failure::Provenance)
+    sigstore::verify_bundle(
+        sigstore::Artifact::File(file),
+        &path,
+        &json,
+        &identities,
+        roots,
+    )
+    .map_err(Failure::Provenance)
 }
 
 /// What deploy and verify-release are told about trust beyond a root's own policy.

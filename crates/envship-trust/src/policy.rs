@@ -211,14 +211,16 @@ impl TrustPolicy {
             let key = match (&k.public_key_file, &k.public_key) {
                 (Some(f), None) => TrustedKey::from_file(&dir.join(f)),
                 (None, Some(s)) => TrustedKey::parse(s, &format!("{} public-key", path.display())),
-                _ => return Err(PolicyError::Syntax {
-                    path: path.to_path_buf(),
-                    line: None,
-                    message: format!(
+                _ => {
+                    return Err(PolicyError::Syntax {
+                        path: path.to_path_buf(),
+                        line: None,
+                        message: format!(
                         "[[minisign]] entry {} needs exactly one of public-key-file and public-key",
                         i + 1
                     ),
-                }),
+                    })
+                }
             }
             .map_err(|source| PolicyError::Key {
                 path: path.to_path_buf(),
