@@ -280,7 +280,7 @@ fn tampered_archive_is_refused_and_nothing_is_created() {
     assert!(!root.path().join("e").exists());
     // Without its sidecars, an archive cannot be verified.
     let b = packed_env(dist.path(), "f", "1", GOOD_TEST, rhel6());
-    std::fs::remove_file(dist.path().join("f-1-linux-64.manifest.json")).unwrap();
+    std::fs::remove_file(dist.path().join("f-1-lcls-rhel6-linux-64.manifest.json")).unwrap();
     let err = deploy::deploy(&opts(&b, root.path()), &NoProgress).unwrap_err();
     assert!(matches!(err, DeployError::Manifest { .. }), "{err:?}");
 }

@@ -205,7 +205,7 @@ fn write_puts_the_page_beside_the_archive_atomically() {
     let path = page_path(&f.archive);
     assert_eq!(
         path.file_name().unwrap(),
-        "evidence-env-2026.12.1-linux-64.html"
+        "evidence-env-2026.12.1-lcls-rhel6-linux-64.html"
     );
     write(&path, &e).unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), render(&e));

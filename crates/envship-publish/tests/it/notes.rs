@@ -190,9 +190,9 @@ fn the_notes_say_what_changed_since_the_previous_release_of_the_same_env_and_tar
     );
     assert!(body.contains("### Changes since 1.0"), "{body}");
     for row in [
-        "| `zlib` | 1.2.11 h7b6447c_3 | 1.2.13 h5eee18b_1 |",
-        "`scipy`",
-        "`numpy`",
+        "| ~ | `zlib` | 1.2.11 (h7b6447c_3) | 1.2.13 (h5eee18b_1) |",
+        "| + | `scipy` |",
+        "| - | `numpy` |",
     ] {
         assert!(body.contains(row), "{row} missing from:\n{body}");
     }
