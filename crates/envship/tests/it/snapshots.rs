@@ -20,8 +20,11 @@ const COMMANDS: &[&str] = &[
     "deploy",
     "deployments",
     "verify",
+    "verify-release",
+    "keygen",
     "diff",
     "ship",
+    "matrix",
     "targets",
     "test",
 ];
