@@ -142,14 +142,14 @@ fn lock_build_run_the_bundled_example() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "dist/hello-envship-1-linux-64.cdx.json (3 conda, 0 pip)",
+            "dist/hello-envship-1-lcls-rhel6-linux-64.cdx.json (3 conda, 0 pip)",
         ));
     assert!(dir
         .path()
-        .join("dist/hello-envship-1-linux-64.tar.gz")
+        .join("dist/hello-envship-1-lcls-rhel6-linux-64.tar.gz")
         .exists());
     let sbom: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("dist/hello-envship-1-linux-64.cdx.json")).unwrap(),
+        &std::fs::read(dir.path().join("dist/hello-envship-1-lcls-rhel6-linux-64.cdx.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(sbom["metadata"]["component"]["name"], "hello-envship");
@@ -184,12 +184,12 @@ fn ship_the_bundled_example_for_lcls_rhel6() {
         .clone();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["passed"], true, "{json:#}");
-    let archive = dir.path().join("dist/hello-envship-1.0-linux-64.tar.gz");
+    let archive = dir.path().join("dist/hello-envship-1.0-lcls-rhel6-linux-64.tar.gz");
     assert!(archive.exists());
     let manifest: serde_json::Value = serde_json::from_slice(
         &fs_err::read(
             dir.path()
-                .join("dist/hello-envship-1.0-linux-64.manifest.json"),
+                .join("dist/hello-envship-1.0-lcls-rhel6-linux-64.manifest.json"),
         )
         .unwrap(),
     )
@@ -213,11 +213,11 @@ fn ship_the_bundled_example_for_lcls_rhel6() {
     use std::os::unix::fs::PermissionsExt;
     let expected = envship_spec::output::output_file_mode();
     for f in [
-        "dist/hello-envship-1.0-linux-64.tar.gz",
-        "dist/hello-envship-1.0-linux-64.sha256",
-        "dist/hello-envship-1.0-linux-64.manifest.json",
-        "dist/hello-envship-1.0-linux-64.audit.json",
-        "dist/hello-envship-1.0-linux-64.test.log",
+        "dist/hello-envship-1.0-lcls-rhel6-linux-64.tar.gz",
+        "dist/hello-envship-1.0-lcls-rhel6-linux-64.sha256",
+        "dist/hello-envship-1.0-lcls-rhel6-linux-64.manifest.json",
+        "dist/hello-envship-1.0-lcls-rhel6-linux-64.audit.json",
+        "dist/hello-envship-1.0-lcls-rhel6-linux-64.test.log",
         "envship.lock",
     ] {
         let mode = fs_err::metadata(dir.path().join(f))

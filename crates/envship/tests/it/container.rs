@@ -33,7 +33,7 @@ fn shipped(dir: &Path) -> PathBuf {
         .output()
         .unwrap();
     assert!(out.status.success(), "ship: {out:?}");
-    dir.join("dist/hello-envship-1.0-linux-64.tar.gz")
+    dir.join("dist/hello-envship-1.0-lcls-rhel6-linux-64.tar.gz")
 }
 
 fn podman_test(dir: &Path, archive: &Path, image: &str, log: &Path) -> std::process::Output {

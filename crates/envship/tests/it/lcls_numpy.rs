@@ -111,14 +111,14 @@ fn numpy_environment_ships_for_lcls_rhel6() {
     assert!(
         out.status.success(),
         "ship failed:\n{stdout}\n{stderr}\naudit: {}\ntest log:\n{}",
-        read(&dist.join("lcls-numpy-1.0-linux-64.audit.json")),
-        read(&dist.join("lcls-numpy-1.0-linux-64.test.log")),
+        read(&dist.join("lcls-numpy-1.0-lcls-rhel6-linux-64.audit.json")),
+        read(&dist.join("lcls-numpy-1.0-lcls-rhel6-linux-64.test.log")),
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["passed"], true, "{json:#}");
 
     let manifest: serde_json::Value = serde_json::from_slice(
-        &fs_err::read(dist.join("lcls-numpy-1.0-linux-64.manifest.json")).unwrap(),
+        &fs_err::read(dist.join("lcls-numpy-1.0-lcls-rhel6-linux-64.manifest.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(manifest["target"]["name"], "lcls-rhel6", "{manifest:#}");
@@ -132,11 +132,11 @@ fn numpy_environment_ships_for_lcls_rhel6() {
         "{manifest:#}"
     );
     let audit: serde_json::Value = serde_json::from_slice(
-        &fs_err::read(dist.join("lcls-numpy-1.0-linux-64.audit.json")).unwrap(),
+        &fs_err::read(dist.join("lcls-numpy-1.0-lcls-rhel6-linux-64.audit.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(audit["summary"]["errors"], 0, "{audit:#}");
-    let log = read(&dist.join("lcls-numpy-1.0-linux-64.test.log"));
+    let log = read(&dist.join("lcls-numpy-1.0-lcls-rhel6-linux-64.test.log"));
     assert!(
         log.contains("numpy 1.21.6 solved a 300x300 system")
             && log.contains(&format!("python 3.9.2 at {DEST}")),
@@ -144,7 +144,7 @@ fn numpy_environment_ships_for_lcls_rhel6() {
     );
 
     // The same archive in Debian bullseye's userland (glibc 2.31, not the host's).
-    let archive = dist.join("lcls-numpy-1.0-linux-64.tar.gz");
+    let archive = dist.join("lcls-numpy-1.0-lcls-rhel6-linux-64.tar.gz");
     let rootfs_log = dir.join("rootfs-test.log");
     let out = envship()
         .current_dir(dir)

@@ -202,7 +202,7 @@ fn pip_overwriting_a_conda_file_fails_the_build_and_pack_refuses_the_prefix() {
             text.contains("psutil-shim-1.0-pyh0_envship"),
             "{attempt}: {text}"
         );
-        assert!(!project.join("dist/proj-1-linux-64.tar.gz").exists());
+        assert!(!project.join("dist/proj-1-host-linux-64.tar.gz").exists());
     }
 }
 
@@ -243,7 +243,7 @@ fn pip_distributions_where_a_debian_python_puts_them_are_seen() {
     let (code, text) = pack(&project, &prefix);
     assert_eq!(code, 0, "{text}");
     let manifest: serde_json::Value = serde_json::from_slice(
-        &fs_err::read(project.join("dist/proj-1-linux-64.manifest.json")).unwrap(),
+        &fs_err::read(project.join("dist/proj-1-host-linux-64.manifest.json")).unwrap(),
     )
     .unwrap();
     let pip = &manifest["pip_packages"];
@@ -254,6 +254,6 @@ fn pip_distributions_where_a_debian_python_puts_them_are_seen() {
             .any(|p| p["name"] == "psutil" && p["dist_info"] == dist),
         "{pip:#}"
     );
-    let sbom = fs_err::read_to_string(project.join("dist/proj-1-linux-64.cdx.json")).unwrap();
+    let sbom = fs_err::read_to_string(project.join("dist/proj-1-host-linux-64.cdx.json")).unwrap();
     assert!(sbom.contains("pkg:pypi/psutil@6.1.1"), "{sbom}");
 }

@@ -81,9 +81,9 @@ fi
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let report = project.join("dist/pyship-1.0-linux-64.audit.json");
+    let report = project.join("dist/pyship-1.0-host-linux-64.audit.json");
     let report = fs_err::read_to_string(&report).unwrap_or_default();
-    let log = project.join("dist/pyship-1.0-linux-64.test.log");
+    let log = project.join("dist/pyship-1.0-host-linux-64.test.log");
     let log = fs_err::read_to_string(&log).unwrap_or_default();
     assert!(
         out.status.success(),
@@ -94,7 +94,7 @@ fi
     assert!(build_prefix.join("bin/python3.11").exists());
 
     let manifest: serde_json::Value = serde_json::from_slice(
-        &fs_err::read(project.join("dist/pyship-1.0-linux-64.manifest.json")).unwrap(),
+        &fs_err::read(project.join("dist/pyship-1.0-host-linux-64.manifest.json")).unwrap(),
     )
     .unwrap();
     // The archive stays relocatable (conda-unpack); the test ran it at the destination.
@@ -108,9 +108,9 @@ fi
     // The SBOM beside the archive names every conda record of the build prefix and both pip
     // wheels (pip's own dist-info belongs to the conda `pip` record), and validates.
     let sbom_text =
-        fs_err::read_to_string(project.join("dist/pyship-1.0-linux-64.cdx.json")).unwrap();
+        fs_err::read_to_string(project.join("dist/pyship-1.0-host-linux-64.cdx.json")).unwrap();
     let sbom: serde_json::Value = serde_json::from_str(&sbom_text).unwrap();
-    assert_eq!(manifest["sbom"], "pyship-1.0-linux-64.cdx.json");
+    assert_eq!(manifest["sbom"], "pyship-1.0-host-linux-64.cdx.json");
     let purls: Vec<&str> = sbom["components"]
         .as_array()
         .unwrap()
@@ -149,7 +149,7 @@ fi
         ),
     }
     // The test's own output (saved next to the archive) shows it ran at the destination.
-    let log = fs_err::read_to_string(project.join("dist/pyship-1.0-linux-64.test.log")).unwrap();
+    let log = fs_err::read_to_string(project.join("dist/pyship-1.0-host-linux-64.test.log")).unwrap();
     assert!(
         log.contains(&format!("psutil 6.1.1 markupsafe 2.1.5 at {dest}")),
         "{log}"

@@ -45,7 +45,7 @@ fn pack_and_audit_use_the_recorded_target_without_flags() {
     let manifest: serde_json::Value = serde_json::from_slice(
         &fs_err::read(
             dir.path()
-                .join("dist/hello-envship-1-linux-64.manifest.json"),
+                .join("dist/hello-envship-1-rhel8-linux-64.manifest.json"),
         )
         .unwrap(),
     )
