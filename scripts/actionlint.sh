@@ -171,12 +171,16 @@ for f in "${files[@]}"; do
       const fs = require("fs");
       const f = process.argv[1];
       createLinter().then((lint) => {
-        const res = lint(fs.readFileSync(f, "utf8"), f);
+        // The npm build (the newest on the registry) predates the GitHub `attestations`
+        // permission (actions/attest-build-provenance needs `attestations: write`): only that
+        // one message is dropped.
+        const res = lint(fs.readFileSync(f, "utf8"), f).filter(
+          (r) => !r.message.startsWith("unknown permission scope \"attestations\""));
         for (const r of res) console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
         process.exit(res.length ? 1 : 0);
       });' "$f")" && rc=0 || rc=$?
   else
-    out="$("$linter" -no-color "$f" 2>&1)" && rc=0 || rc=$?
+    out="$("$linter" -no-color -ignore 'unknown permission scope "attestations"' "$f" 2>&1)" && rc=0 || rc=$?
   fi
   name="${f#"$repo"/}"
   [[ "$f" == "$work"/* ]] && name="action.yml (steps as a workflow)"
