@@ -189,3 +189,44 @@ fn a_staged_rollout_needs_the_dev_root_and_its_test_first() {
     deploy::deploy(&opts(&a, prod.path()), &NoProgress).unwrap();
     assert_eq!(current(prod.path(), "psana").as_deref(), Some("4.1"));
 }
+
+#[test]
+fn build_provenance_is_fetched_from_the_attestations_api_and_checked_before_anything_is_written() {
+    let server = GhServer::start(TOKEN);
+    let dist = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join(".envship")).unwrap();
+    std::fs::write(
+        root.path().join(".envship/trust.toml"),
+        "[[github]]\nrepo = \"prefix-dev/sigstore-example\"\n",
+    )
+    .unwrap();
+    let a = packed_env(dist.path(), "lcls", "1", GOOD_TEST, rhel6());
+    let cfg = publish(&server, "lcls-1", &artifacts::collect(&a));
+    let mut o = opts(&a, root.path());
+    o.source = "github:slaclab/lcls-env@lcls-1".into();
+    o.github = cfg;
+
+    // No bundle anywhere: refused, naming what is missing.
+    let err = deploy::deploy(&o, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("no bundle"), "{err}");
+    assert!(!root.path().join("lcls").exists());
+
+    // A real bundle (of another file) served by the attestations API for this archive's
+    // digest: it is fetched and checked, and its subject is not this archive.
+    let sha = envship_test_support::sha256_hex(&std::fs::read(&a).unwrap());
+    let bundle = std::fs::read_to_string(
+        envship_test_support::workspace_root()
+            .join("crates/envship-trust/tests/data/sigstore/conda-attestation.sigstore.json"),
+    )
+    .unwrap();
+    server.add_attestation(&sha, serde_json::from_str(&bundle).unwrap());
+    let err = deploy::deploy(&o, &NoProgress).unwrap_err();
+    let msg = format!("{:?}", miette::Report::new(err));
+    assert!(
+        msg.contains("attests signed-package-2.1.0-hb0f4dca_0.conda"),
+        "{msg}"
+    );
+    assert!(server.count("GET", &format!("/attestations/sha256:{sha}")) >= 1);
+    assert!(!root.path().join("lcls").exists());
+}

@@ -149,7 +149,11 @@ fn lock_build_run_the_bundled_example() {
         .join("dist/hello-envship-1-lcls-rhel6-linux-64.tar.gz")
         .exists());
     let sbom: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("dist/hello-envship-1-lcls-rhel6-linux-64.cdx.json")).unwrap(),
+        &std::fs::read(
+            dir.path()
+                .join("dist/hello-envship-1-lcls-rhel6-linux-64.cdx.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(sbom["metadata"]["component"]["name"], "hello-envship");
@@ -184,7 +188,9 @@ fn ship_the_bundled_example_for_lcls_rhel6() {
         .clone();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["passed"], true, "{json:#}");
-    let archive = dir.path().join("dist/hello-envship-1.0-lcls-rhel6-linux-64.tar.gz");
+    let archive = dir
+        .path()
+        .join("dist/hello-envship-1.0-lcls-rhel6-linux-64.tar.gz");
     assert!(archive.exists());
     let manifest: serde_json::Value = serde_json::from_slice(
         &fs_err::read(

@@ -510,7 +510,9 @@ fn absolute_and_escaping_symlinks_pack_unpack_and_deploy() {
         .arg(&prefix)
         .assert()
         .success();
-    let archive = dir.path().join("dist/hello-envship-1-lcls-rhel6-linux-64.tar.gz");
+    let archive = dir
+        .path()
+        .join("dist/hello-envship-1-lcls-rhel6-linux-64.tar.gz");
     let dest = dir.path().join("unpacked");
     envship()
         .arg("unpack")

@@ -11,6 +11,7 @@ mod lcls_numpy;
 mod link_scripts;
 mod old_kernel;
 mod pip_conda;
+mod provenance;
 mod ship_python;
 mod snapshots;
 mod target_record;

@@ -149,7 +149,8 @@ fi
         ),
     }
     // The test's own output (saved next to the archive) shows it ran at the destination.
-    let log = fs_err::read_to_string(project.join("dist/pyship-1.0-host-linux-64.test.log")).unwrap();
+    let log =
+        fs_err::read_to_string(project.join("dist/pyship-1.0-host-linux-64.test.log")).unwrap();
     assert!(
         log.contains(&format!("psutil 6.1.1 markupsafe 2.1.5 at {dest}")),
         "{log}"
