@@ -222,9 +222,13 @@ fn build_provenance_is_fetched_from_the_attestations_api_and_checked_before_anyt
     .unwrap();
     server.add_attestation(&sha, serde_json::from_str(&bundle).unwrap());
     let err = deploy::deploy(&o, &NoProgress).unwrap_err();
-    let msg = format!("{:?}", miette::Report::new(err));
+    let msg = err.to_string();
     assert!(
         msg.contains("attests signed-package-2.1.0-hb0f4dca_0.conda"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("but the file is sha256:{sha}")),
         "{msg}"
     );
     assert!(server.count("GET", &format!("/attestations/sha256:{sha}")) >= 1);
