@@ -202,6 +202,18 @@ fn ship_the_bundled_example_for_lcls_rhel6() {
     .unwrap();
     assert_eq!(manifest["test"]["passed"], true);
     assert_eq!(manifest["audit"]["errors"], 0);
+    // The evidence page is beside the archive, named in the manifest, and says what passed.
+    assert_eq!(
+        manifest["evidence"],
+        "hello-envship-1.0-lcls-rhel6-linux-64.html"
+    );
+    let page = fs_err::read_to_string(
+        dir.path()
+            .join("dist/hello-envship-1.0-lcls-rhel6-linux-64.html"),
+    )
+    .unwrap();
+    assert!(page.contains("hello-envship") && page.contains("lcls-rhel6"));
+    assert!(!page.contains("https://"), "the page fetches nothing");
 
     // `envship test` without ARCHIVE takes the project's newest archive in dist/ and says so.
     envship()
@@ -224,6 +236,7 @@ fn ship_the_bundled_example_for_lcls_rhel6() {
         "dist/hello-envship-1.0-lcls-rhel6-linux-64.manifest.json",
         "dist/hello-envship-1.0-lcls-rhel6-linux-64.audit.json",
         "dist/hello-envship-1.0-lcls-rhel6-linux-64.test.log",
+        "dist/hello-envship-1.0-lcls-rhel6-linux-64.html",
         "envship.lock",
     ] {
         let mode = fs_err::metadata(dir.path().join(f))
