@@ -246,70 +246,39 @@ fn candidate_dirs(root: &Path) -> Result<Vec<String>, WorkspaceError> {
     Ok(out)
 }
 
-/// A member glob: `/`-separated segments, `*` matching within one segment, `**` any number of
-/// segments.
+/// A member glob (globset's syntax with `/` as a separator: `*` within one directory name,
+/// `**` across any number of them).
 struct Glob {
-    segments: Vec<String>,
+    matcher: globset::GlobMatcher,
 }
 
 impl Glob {
     fn parse(glob: &str, config: &Path) -> Result<Self, WorkspaceError> {
-        let bad = |reason: &str| WorkspaceError::Glob {
+        let bad = |reason: String| WorkspaceError::Glob {
             path: config.to_path_buf(),
             glob: glob.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
         let g = glob.trim_start_matches("./").trim_end_matches('/');
         if g.is_empty() {
-            return Err(bad("empty"));
+            return Err(bad("empty".into()));
         }
         if g.starts_with('/') || g.split('/').any(|s| s == "..") {
             return Err(bad(
-                "members must be inside the workspace (no leading `/`, no `..`)",
+                "members must be inside the workspace (no leading `/`, no `..`)".into(),
             ));
         }
-        Ok(Self {
-            segments: g.split('/').map(str::to_string).collect(),
-        })
+        let matcher = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| bad(e.kind().to_string()))?
+            .compile_matcher();
+        Ok(Self { matcher })
     }
 
     fn matches(&self, path: &str) -> bool {
-        let parts: Vec<&str> = path.split('/').collect();
-        matches_from(&self.segments, &parts)
+        self.matcher.is_match(path)
     }
-}
-
-fn matches_from(glob: &[String], path: &[&str]) -> bool {
-    match glob.split_first() {
-        None => path.is_empty(),
-        Some((g, rest)) if g == "**" => {
-            (0..=path.len()).any(|skip| matches_from(rest, &path[skip..]))
-        }
-        Some((g, rest)) => match path.split_first() {
-            Some((p, prest)) => segment_matches(g, p) && matches_from(rest, prest),
-            None => false,
-        },
-    }
-}
-
-/// `*` matches any run of characters within a segment.
-fn segment_matches(pattern: &str, s: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == s;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !s.starts_with(first) || !s.ends_with(last) || s.len() < first.len() + last.len() {
-        return false;
-    }
-    let mut rest = &s[first.len()..s.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 #[cfg(test)]
@@ -402,11 +371,15 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(segment_matches("old-*", "old-daq"));
-        assert!(!segment_matches("old-*", "new-daq"));
-        let g = Glob {
-            segments: vec!["**".into(), "x".into()],
-        };
-        assert!(g.matches("a/b/x") && g.matches("x") && !g.matches("a/y"));
+        let cfg = Path::new("envship.toml");
+        let g = Glob::parse("envs/old-*", cfg).expect("glob");
+        assert!(g.matches("envs/old-daq") && !g.matches("envs/new-daq"));
+        assert!(
+            !g.matches("envs/old-daq/sub"),
+            "`*` stays within a directory name"
+        );
+        let deep = Glob::parse("**/x", cfg).expect("glob");
+        assert!(deep.matches("a/b/x") && deep.matches("x") && !deep.matches("a/y"));
+        assert!(Glob::parse("envs/[", cfg).is_err());
     }
 }

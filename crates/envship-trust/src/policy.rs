@@ -299,42 +299,9 @@ impl TrustPolicy {
     }
 }
 
-/// Whether `value` matches `pattern`, where `*` matches any run of characters (`/` included:
-/// `refs/tags/*` matches `refs/tags/v1.2/rc1`).
-pub fn glob_matches(pattern: &str, value: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == value;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !value.starts_with(first) || !value.ends_with(last) || value.len() < first.len() + last.len()
-    {
-        return false;
-    }
-    let mut rest = &value[first.len()..value.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_matches("refs/tags/*", "refs/tags/v1.2"));
-        assert!(glob_matches("refs/tags/*", "refs/tags/a/b"));
-        assert!(!glob_matches("refs/tags/*", "refs/heads/main"));
-        assert!(glob_matches("refs/heads/main", "refs/heads/main"));
-        assert!(glob_matches("refs/*/release-*", "refs/tags/release-2"));
-        assert!(!glob_matches("refs/*/release-*", "refs/tags/rc-2"));
-        assert!(!glob_matches("a*a", "a"));
-    }
 
     #[test]
     fn a_full_policy_parses_with_keys_relative_to_it() {

@@ -425,11 +425,18 @@ impl GithubClient {
 
     /// Every asset of a release (all pages).
     pub fn list_assets(&self, release_id: u64) -> Result<Vec<Asset>, PublishError> {
+        self.pages(&format!("/releases/{release_id}/assets"), usize::MAX)
+    }
+
+    /// Every item of the list at `path` (`/releases`, …), 100 per page, at most `max_pages`.
+    fn pages<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        max_pages: usize,
+    ) -> Result<Vec<T>, PublishError> {
         let mut out = Vec::new();
-        for page in 1.. {
-            let url = self.repo_url(&format!(
-                "/releases/{release_id}/assets?per_page=100&page={page}"
-            ));
+        for page in 1..=max_pages {
+            let url = self.repo_url(&format!("{path}?per_page=100&page={page}"));
             let (resp, _) = self.send(
                 &Method::GET,
                 &url,
@@ -437,7 +444,7 @@ impl GithubClient {
                 || Ok(self.api_request(Method::GET, &url)),
                 || Ok(()),
             )?;
-            let batch: Vec<Asset> = self.json(&url, resp)?;
+            let batch: Vec<T> = self.json(&url, resp)?;
             let n = batch.len();
             out.extend(batch);
             if n < 100 {

@@ -79,24 +79,7 @@ pub fn splice_section(body: &str, start: &str, end: &str, section: &str) -> Stri
 impl GithubClient {
     /// The repository's releases, newest first as the API lists them (at most [`MAX_RELEASES`]).
     pub fn list_releases(&self) -> Result<Vec<Release>, PublishError> {
-        let mut out = Vec::new();
-        for page in 1..=MAX_RELEASES / 100 {
-            let url = self.repo_url(&format!("/releases?per_page=100&page={page}"));
-            let (resp, _) = self.send(
-                &Method::GET,
-                &url,
-                &[],
-                || Ok(self.api_request(Method::GET, &url)),
-                || Ok(()),
-            )?;
-            let batch: Vec<Release> = self.json(&url, resp)?;
-            let n = batch.len();
-            out.extend(batch);
-            if n < 100 {
-                break;
-            }
-        }
-        Ok(out)
+        self.pages("/releases", MAX_RELEASES / 100)
     }
 
     /// Replace the body (the release notes) of release `id`.
