@@ -249,4 +249,23 @@ mod tests {
         assert_eq!(now.len(), "2026-11-26T12:00:00Z".len(), "{now}");
         assert!(now.ends_with('Z'), "{now}");
     }
+
+    #[test]
+    fn the_trust_summary_names_the_key_or_the_build() {
+        let mut r = Record::now("deploy", "env", "1.0", "success");
+        assert_eq!(r.trust_summary(), None);
+        r.trust = Some(serde_json::json!({
+            "policies": ["/r/.envship/trust.toml"],
+            "minisign": {"key_id": "0123456789ABCDEF", "trusted_comment": "t"},
+            "github": {"repo": "slaclab/lcls-env", "workflow": ".github/workflows/publish.yml",
+                       "git_ref": "refs/tags/v1", "commit": "abc123"},
+        }));
+        assert_eq!(
+            r.trust_summary().as_deref(),
+            Some(
+                "minisign key 0123456789ABCDEF; build provenance from slaclab/lcls-env, \
+                 workflow .github/workflows/publish.yml, ref refs/tags/v1, commit abc123"
+            )
+        );
+    }
 }
