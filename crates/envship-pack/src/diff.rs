@@ -537,7 +537,7 @@ pub fn diff(old: &Side, new: &Side) -> ReleaseDiff {
 
 mod render;
 
-pub use render::{human_bytes, render_markdown, render_table};
+pub use render::{file_changes_sentence, human_bytes, render_markdown, render_table};
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use crate::{
     error::{Failure, TrustError},
     minisig::{self, MinisignVerified},
     policy::{Require, TrustPolicy},
-    sigstore::{self, GithubIdentity, Provenance, TrustedRoots},
+    sigstore::{self, Provenance, TrustedRoots},
 };
 
 /// The bundle file of `file`: `FILE.sigstore.json`, as the example workflows upload it.
@@ -98,20 +98,11 @@ fn provenance(
         }
         Err(source) => return Err(Failure::Io { path, source }),
     };
-    let identities: Vec<GithubIdentity> = policy
-        .github
-        .iter()
-        .map(|g| GithubIdentity {
-            repo: g.repo.clone(),
-            workflow: g.workflow.clone(),
-            git_ref: g.git_ref.clone(),
-        })
-        .collect();
     sigstore::verify_bundle(
         sigstore::Artifact::File(file),
         &path,
         &json,
-        &identities,
+        &policy.github,
         roots,
     )
     .map_err(Failure::Provenance)

@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::minisig::{MinisignError, TrustedKey};
+use crate::{
+    minisig::{MinisignError, TrustedKey},
+    sigstore::GithubIdentity,
+};
 
 /// Where a deployment root keeps its policy.
 pub fn policy_path(root: &Path) -> PathBuf {
@@ -109,19 +112,6 @@ pub enum Require {
     All,
 }
 
-/// A GitHub workflow identity whose build provenance is trusted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct GithubRule {
-    /// `OWNER/REPO`.
-    pub repo: String,
-    /// The workflow file, e.g. `.github/workflows/publish.yml`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workflow: Option<String>,
-    /// A ref or a glob of refs (`*` matches any run of characters), e.g. `refs/tags/*`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub git_ref: Option<String>,
-}
-
 /// The staged-rollout rule: an archive must have gone through another root first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,7 +133,7 @@ pub struct TrustPolicy {
     /// Trusted minisign keys.
     pub minisign: Vec<TrustedKey>,
     /// Trusted GitHub identities.
-    pub github: Vec<GithubRule>,
+    pub github: Vec<GithubIdentity>,
     /// The staged rollout, if any.
     pub stage: Option<Stage>,
 }
@@ -236,7 +226,7 @@ impl TrustPolicy {
                 value: g.repo.clone(),
                 reason,
             })?;
-            github.push(GithubRule {
+            github.push(GithubIdentity {
                 repo: g.repo,
                 workflow: g.workflow,
                 git_ref: g.git_ref,
@@ -289,7 +279,7 @@ impl TrustPolicy {
                 value: g.clone(),
                 reason,
             })?;
-            policy.github.push(GithubRule {
+            policy.github.push(GithubIdentity {
                 repo: repo.to_string(),
                 workflow,
                 git_ref: None,

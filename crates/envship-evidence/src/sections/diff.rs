@@ -92,13 +92,8 @@ pub fn render(e: &Evidence<'_>) -> String {
     if let Some(f) = &d.files {
         let _ = writeln!(
             out,
-            "<p>Files: {} added ({}), {} removed ({}), {} modified ({}).</p>",
-            f.added,
-            human_bytes(f.bytes_added),
-            f.removed,
-            human_bytes(f.bytes_removed),
-            f.modified,
-            human_bytes(f.bytes_modified)
+            "<p>Files: {}.</p>",
+            escape(&envship_pack::diff::file_changes_sentence(f))
         );
     }
     let a = &d.audit;

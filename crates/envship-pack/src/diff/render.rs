@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{AuditFinding, Package, PackageChange, PackageChanges, ReleaseDiff};
+use super::{AuditFinding, FileChanges, Package, PackageChange, PackageChanges, ReleaseDiff};
 
 /// `1.2 MiB`-style sizes.
 pub fn human_bytes(n: u64) -> String {
@@ -96,18 +96,22 @@ fn files_sentence(d: &ReleaseDiff) -> String {
         signed_bytes(d.old.bytes, d.new.bytes)
     );
     if let Some(f) = &d.files {
-        let _ = write!(
-            s,
-            "; {} added ({}), {} removed ({}), {} modified ({})",
-            f.added,
-            human_bytes(f.bytes_added),
-            f.removed,
-            human_bytes(f.bytes_removed),
-            f.modified,
-            human_bytes(f.bytes_modified)
-        );
+        let _ = write!(s, "; {}", file_changes_sentence(f));
     }
     s
+}
+
+/// `3 added (1.2 KiB), 1 removed (10 B), 2 modified (4.0 MiB)`: the paths two trees differ in.
+pub fn file_changes_sentence(f: &FileChanges) -> String {
+    format!(
+        "{} added ({}), {} removed ({}), {} modified ({})",
+        f.added,
+        human_bytes(f.bytes_added),
+        f.removed,
+        human_bytes(f.bytes_removed),
+        f.modified,
+        human_bytes(f.bytes_modified)
+    )
 }
 
 fn audit_lines(d: &ReleaseDiff) -> Vec<String> {

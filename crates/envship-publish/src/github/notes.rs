@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use envship_pack::{
-    diff::{self, render_markdown, Side},
+    diff::{self, render_markdown, Side, SideKind},
     format::Sidecar,
     Manifest,
 };
@@ -189,17 +189,19 @@ pub fn update_release_notes(
     let Some(manifest_path) = artifacts::find_sidecar(archive, Sidecar::Manifest.suffix()) else {
         return Ok(None);
     };
-    let new = Side::open(&manifest_path).map_err(|source| PublishError::Notes {
+    let notes_error = |source: diff::DiffError| PublishError::Notes {
         path: manifest_path.clone(),
         source: Box::new(source),
-    })?;
-    let manifest = Manifest::read(&manifest_path).map_err(|e| PublishError::Notes {
-        path: manifest_path.clone(),
-        source: Box::new(diff::DiffError::Read {
+    };
+    let manifest = Manifest::read(&manifest_path).map_err(|e| {
+        notes_error(diff::DiffError::Read {
             path: manifest_path.clone(),
             source: Box::new(e),
-        }),
+        })
     })?;
+    let audit = Sidecar::Audit.path_for(archive);
+    let new = Side::from_manifest(SideKind::Archive, archive, &manifest, Some(&audit))
+        .map_err(notes_error)?;
     let client = GithubClient::new(config)?;
     let dir = tempfile::tempdir().map_err(PublishError::io("creating a temp dir in", "/tmp"))?;
     let mut outcome = NotesOutcome {
