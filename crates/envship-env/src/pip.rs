@@ -214,9 +214,16 @@ pub fn manylinux_hook(target: &Target) -> String {
     )
 }
 
-/// The record of pip installs next to a lock file.
+/// The record of pip installs next to a lock file: `envship-pip.json` beside envship.lock,
+/// `STEM-pip.json` beside any other `STEM.lock` (a project of several targets has one lock per
+/// target, and each its own pip record).
 pub fn record_path(lock_path: &Path) -> PathBuf {
-    lock_path.with_file_name("envship-pip.json")
+    match lock_path.file_stem().and_then(|s| s.to_str()) {
+        Some(stem) if stem != "envship" && !stem.is_empty() => {
+            lock_path.with_file_name(format!("{stem}-pip.json"))
+        }
+        _ => lock_path.with_file_name("envship-pip.json"),
+    }
 }
 
 /// What the pip step depends on: the entries, the target's manylinux answer, where pip looks

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use envship_evidence::{BuildInfo, Evidence};
-use envship_pack::{Manifest, Sidecar};
+use envship_pack::{
+    diff::{Side, SideKind},
+    Manifest, Sidecar,
+};
 
 use crate::{report::ShipReport, ShipError};
 
@@ -46,8 +49,42 @@ pub fn write_page(
         ),
     };
     e.package_sizes = envship_evidence::package_sizes(prefix, manifest);
+    let diff = previous_release(archive, manifest).and_then(|old| {
+        let audit = report.audit_report.as_deref();
+        let new = Side::from_manifest(SideKind::Archive, archive, manifest, audit).ok()?;
+        Some(envship_pack::diff::diff(&old, &new))
+    });
+    e.diff = diff.as_ref();
     envship_evidence::write(&page, &e)?;
     Ok(page)
+}
+
+/// The previous release of the same environment and target beside `archive`: the newest other
+/// `NAME-VERSION-TARGET-SUBDIR.manifest.json` there (by mtime), read with its audit report.
+/// What ship knows of the past is its output directory; a fresh CI runner has none, and the
+/// release notes publish writes carry the diff against the previous GitHub release instead.
+fn previous_release(archive: &Path, manifest: &Manifest) -> Option<Side> {
+    let dir = archive.parent()?;
+    let own = Sidecar::Manifest.path_for(archive);
+    let subdir = format!("{}-{}", manifest.target.name, manifest.target.subdir);
+    let suffix = Sidecar::Manifest.suffix();
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(suffix) else {
+            continue;
+        };
+        if path == own || !crate::project::is_release_stem(stem, &manifest.name, &subdir) {
+            continue;
+        }
+        let mtime = entry.metadata().and_then(|m| m.modified()).ok()?;
+        if best.as_ref().is_none_or(|(t, _)| mtime > *t) {
+            best = Some((mtime, path));
+        }
+    }
+    // An old manifest that cannot be read leaves the page without a diff, not the ship failed.
+    Side::open(&best?.1).ok()
 }
 
 /// `git rev-parse HEAD` of `dir`, when it is in a repository.

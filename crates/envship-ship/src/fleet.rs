@@ -159,6 +159,43 @@ pub fn matrix(pairs: &[Pair], chunk: Option<Chunk>) -> Result<Matrix, FleetError
     })
 }
 
+/// Run `ship_one` for every pair, at most `jobs` at a time (at least one), and return the
+/// results in the pairs' order: `None` for a pair that never started because a stop was
+/// requested (SIGINT, SIGTERM) first. One pair's failure does not stop the others; what a
+/// failure is, and how it is shown, is the caller's.
+///
+/// Pairs share nothing here but the threads: each ship run has its own prefix and lock (see
+/// [`crate::Project::per_target`]), and the package cache they share locks per package.
+pub fn run_pairs<T, F>(pairs: &[Pair], jobs: usize, ship_one: F) -> Vec<Option<T>>
+where
+    T: Send,
+    F: Fn(&Pair) -> T + Sync,
+{
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..pairs.len()).map(|_| None).collect());
+    let workers = jobs.clamp(1, pairs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if envship_spec::cancel::is_requested() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(pair) = pairs.get(i) else { break };
+                let result = ship_one(pair);
+                // A worker that panicked poisons the lock; the others' results still count.
+                let mut guard = results.lock().unwrap_or_else(|p| p.into_inner());
+                guard[i] = Some(result);
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Paths (relative to `dir`) that differ between `git_ref` and the working tree, untracked
 /// files included.
 fn changed_paths(dir: &Path, git_ref: &str) -> Result<Vec<String>, FleetError> {
@@ -202,6 +239,26 @@ mod tests {
                 target: "rhel8".into(),
             })
             .collect()
+    }
+
+    #[test]
+    fn pairs_run_at_most_jobs_at_a_time_and_report_in_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (running, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let all = pairs(9);
+        let out = run_pairs(&all, 3, |p| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            running.fetch_sub(1, Ordering::SeqCst);
+            p.member.clone()
+        });
+        let got: Vec<String> = out.into_iter().map(|r| r.expect("ran")).collect();
+        let want: Vec<String> = all.iter().map(|p| p.member.clone()).collect();
+        assert_eq!(got, want);
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&peak), "peak {peak}");
+        assert_eq!(run_pairs(&all[..1], 0, |_| 1), vec![Some(1)]);
     }
 
     #[test]

@@ -335,7 +335,10 @@ impl Run<'_> {
             dest_prefix: Some(self.opts.dest_prefix.clone()),
             strict_weak: false,
             allowlist: self.opts.allowlist.clone(),
-            inventory: false,
+            // Every ELF file's needs go into the report: the evidence page lists the highest
+            // GLIBC/GLIBCXX version of each file against the target's limit, not only the
+            // files over it.
+            inventory: true,
         };
         let progress = self.reporter.progress();
         let audit = envship_audit::audit(prefix, &options, progress.as_ref())?;

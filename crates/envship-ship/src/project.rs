@@ -211,9 +211,35 @@ impl Project {
             .unwrap_or(dir)
     }
 
-    /// The build prefix: `explicit`, else `.envship/build/NAME` in the project directory.
+    /// Whether the project ships for several targets (envship.toml's `targets` lists more than
+    /// one). Its targets then solve and build apart, so each has its own lock and build prefix:
+    /// one target's run (or `ship --all` running them side by side) never overwrites another's.
+    pub fn per_target(&self) -> bool {
+        self.config.target_list().len() > 1
+    }
+
+    /// The build prefix: `explicit`, else `.envship/build/NAME` in the project directory
+    /// (`NAME-TARGET` for a project of several targets, see [`Project::per_target`]).
     pub fn build_prefix(&self, explicit: Option<PathBuf>) -> PathBuf {
-        explicit.unwrap_or_else(|| envship_env::build::default_prefix(&self.dir(), &self.name()))
+        explicit.unwrap_or_else(|| {
+            let name = if self.per_target() {
+                format!("{}-{}", self.name(), self.target.name)
+            } else {
+                self.name()
+            };
+            envship_env::build::default_prefix(&self.dir(), &name)
+        })
+    }
+
+    /// The lock file: envship.lock beside the environment file, or `envship-TARGET.lock` for a
+    /// project of several targets (see [`Project::per_target`]).
+    pub fn lock_path(&self) -> PathBuf {
+        let dir = self.env_file.dir();
+        if self.per_target() {
+            dir.join(format!("envship-{}.lock", self.target.name))
+        } else {
+            dir.join(envship_env::lock::LOCK_FILE)
+        }
     }
 
     /// The test script: `explicit`, else envship.toml's `test-script`, else run-test.sh in the
@@ -319,7 +345,7 @@ pub fn newest_archive_in(dir: &Path, name: &str, subdir: &str) -> Option<PathBuf
 /// Whether `stem` is `NAME-VERSION-SUBDIR` for some non-empty VERSION (the glob
 /// `NAME-*-SUBDIR`: versions come from `git describe --always`, so they may start with a letter
 /// and cannot be told apart from another project's `NAME-x-…` by their form).
-fn is_release_stem(stem: &str, name: &str, subdir: &str) -> bool {
+pub(crate) fn is_release_stem(stem: &str, name: &str, subdir: &str) -> bool {
     let Some(rest) = stem
         .strip_prefix(name)
         .and_then(|r| r.strip_prefix('-'))

@@ -10,6 +10,7 @@
 mod block_cache_args;
 mod commands;
 mod exit;
+mod fleet_args;
 mod interrupt;
 mod progress;
 mod project;

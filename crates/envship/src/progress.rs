@@ -120,3 +120,35 @@ impl Reporter for StageReporter {
         self.bars.clone()
     }
 }
+
+/// The reporter of one pair of `ship --all`: its stage lines on stderr, prefixed with the pair.
+/// No bars and no test output: pairs run side by side, and each test's output is in its log.
+pub struct PairReporter {
+    label: String,
+    quiet: bool,
+}
+
+impl PairReporter {
+    /// A reporter whose lines name `label` (e.g. `envs/psana rhel8`).
+    pub fn new(label: String, quiet: bool) -> Self {
+        Self { label, quiet }
+    }
+}
+
+impl Reporter for PairReporter {
+    fn stage(&self, _stage: Stage, what: &str) {
+        if !self.quiet {
+            eprintln!(
+                "{} [{}] {what}",
+                console::style("ship").bold().cyan(),
+                self.label
+            );
+        }
+    }
+
+    fn test_line(&self, _line: &str) {}
+
+    fn progress(&self) -> Arc<dyn Progress> {
+        Arc::new(envship_spec::NoProgress)
+    }
+}

@@ -31,7 +31,8 @@ pub struct LockArgs {
     /// Package and repodata cache (default: rattler's cache, e.g. ~/.cache/rattler/cache).
     #[arg(long, value_name = "DIR", env = "ENVSHIP_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Lock file to read and write (default: envship.lock next to the environment file).
+    /// Lock file to read and write (default: envship.lock next to the environment file;
+    /// envship-TARGET.lock when envship.toml lists several targets).
     #[arg(long, value_name = "FILE")]
     pub lock_file: Option<PathBuf>,
     /// Solve again even if the lock is up to date.
@@ -66,7 +67,11 @@ impl LockArgs {
             offline: self.offline,
             exclude_newer,
             cache_dir: self.cache_dir.clone(),
-            lock_path: self.lock_file.clone(),
+            lock_path: Some(
+                self.lock_file
+                    .clone()
+                    .unwrap_or_else(|| project.lock_path()),
+            ),
             update: self.update,
             explicit,
         })

@@ -21,12 +21,8 @@ pub struct Args {
     /// envship.toml counts for every member).
     #[arg(long, value_name = "GIT_REF")]
     changed_since: Option<String>,
-    /// Only members whose name (directory relative to the root) matches this glob.
-    #[arg(long, value_name = "GLOB")]
-    members: Option<String>,
-    /// Only these targets (comma-separated).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    targets: Vec<String>,
+    #[command(flatten)]
+    filter: crate::fleet_args::PairFilterArgs,
     /// Print chunk N of M (an even split).
     #[arg(long, value_name = "N/M", conflicts_with = "chunks")]
     chunk: Option<Chunk>,
@@ -41,8 +37,8 @@ pub struct Args {
 pub fn execute(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
     let ws = Workspace::discover(&args.dir)?;
     let opts = MatrixOptions {
-        members: args.members.clone(),
-        targets: args.targets.clone(),
+        members: args.filter.members.clone(),
+        targets: args.filter.targets.clone(),
         changed_since: args.changed_since.clone(),
     };
     let pairs = fleet::plan(&ws, &opts)?;

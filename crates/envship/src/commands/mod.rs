@@ -21,6 +21,7 @@ pub mod publish;
 pub mod run;
 pub mod shell_hook;
 pub mod ship;
+pub mod ship_all;
 pub mod targets;
 pub mod test;
 pub mod unpack;

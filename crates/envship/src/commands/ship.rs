@@ -20,12 +20,12 @@ use crate::{
 pub struct Args {
     /// The project directory (with environment.yml and the test script).
     #[arg(default_value = ".", value_name = "DIR")]
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The environment file, relative to DIR [default: environment.yml].
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
     #[command(flatten)]
-    target: TargetArgs,
+    pub(crate) target: TargetArgs,
     #[command(flatten)]
     lock: LockArgs,
     #[command(flatten)]
@@ -45,7 +45,7 @@ pub struct Args {
     version: Option<String>,
     /// Output directory (default: DIR/dist).
     #[arg(long, short = 'o', value_name = "DIR")]
-    out_dir: Option<PathBuf>,
+    pub(crate) out_dir: Option<PathBuf>,
     /// Accepted audit exceptions (path glob + check + reason).
     #[arg(long, value_name = "FILE")]
     allow: Option<PathBuf>,
@@ -55,38 +55,27 @@ pub struct Args {
     blocks: crate::block_cache_args::BlockCacheArgs,
     /// Machine-readable summary on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) fleet: super::ship_all::FleetArgs,
 }
 
 pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    if args.fleet.all {
+        return super::ship_all::execute(&args, global);
+    }
+    if args.fleet.filter.is_set() || args.fleet.jobs.is_some() {
+        miette::bail!(
+            code = "envship::ship::needs_all",
+            help = "add --all to ship a workspace's pairs",
+            "-j, --members and --targets choose among a workspace's pairs: they go with --all"
+        );
+    }
     let project = match &args.file {
         Some(file) => Project::load(&args.dir.join(file), &args.target.request())?,
         None => Project::load_in_dir(&args.dir, &args.target.request())?,
     };
-    // Bad flags fail now, not after a build.
-    let (isolation, rootfs) = args.run.isolation.resolve()?;
-    let options = ShipOptions {
-        prefix: project.build_prefix(None),
-        lock: args.lock.request(&project, None)?,
-        pip: args.install.pip.options(),
-        link_scripts: args.install.link_scripts(&project),
-        script: project.test_script(args.script.as_deref()),
-        dest_prefix: project.dest_prefix(args.dest_prefix.as_deref()),
-        format: project.format(args.format.as_deref())?,
-        version: project.version(args.version.as_deref()),
-        out_dir: project.out_dir(args.out_dir.as_deref()),
-        allowlist: args
-            .allow
-            .as_deref()
-            .map(Allowlist::load)
-            .transpose()?
-            .unwrap_or_default(),
-        isolation,
-        rootfs,
-        timeout: Duration::from_secs(args.run.timeout),
-        junit: args.run.junit.clone(),
-        reuse: args.blocks.reuse(args.lock.cache_dir.as_deref()),
-    };
+    let options = options(&args, &project)?;
     let quiet = global.quiet || args.json;
     let reporter = StageReporter::new("ship", quiet);
     match envship_ship::ship(&project, &options, &reporter) {
@@ -113,6 +102,34 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             Err(failed.error.into())
         }
     }
+}
+
+/// The pipeline's options for `project`: the flags, with the project's defaults filling in
+/// the rest. Bad flags fail here, before anything is built.
+pub(crate) fn options(args: &Args, project: &Project) -> miette::Result<ShipOptions> {
+    let (isolation, rootfs) = args.run.isolation.resolve()?;
+    Ok(ShipOptions {
+        prefix: project.build_prefix(None),
+        lock: args.lock.request(project, None)?,
+        pip: args.install.pip.options(),
+        link_scripts: args.install.link_scripts(project),
+        script: project.test_script(args.script.as_deref()),
+        dest_prefix: project.dest_prefix(args.dest_prefix.as_deref()),
+        format: project.format(args.format.as_deref())?,
+        version: project.version(args.version.as_deref()),
+        out_dir: project.out_dir(args.out_dir.as_deref()),
+        allowlist: args
+            .allow
+            .as_deref()
+            .map(Allowlist::load)
+            .transpose()?
+            .unwrap_or_default(),
+        isolation,
+        rootfs,
+        timeout: Duration::from_secs(args.run.timeout),
+        junit: args.run.junit.clone(),
+        reuse: args.blocks.reuse(args.lock.cache_dir.as_deref()),
+    })
 }
 
 /// The figure column of a stage, e.g. `12 packages (lock up to date)`.
@@ -145,7 +162,7 @@ pub fn figure(stage: &StageResult) -> String {
 }
 
 /// The JSON summary: the report's fields with each stage's figure rendered as text.
-fn summary_json(report: &ShipReport) -> miette::Result<serde_json::Value> {
+pub(crate) fn summary_json(report: &ShipReport) -> miette::Result<serde_json::Value> {
     let mut v = serde_json::to_value(report).into_diagnostic()?;
     let stages: Vec<serde_json::Value> = report
         .stages

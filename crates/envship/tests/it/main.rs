@@ -7,6 +7,7 @@ mod exit_codes;
 mod fleet;
 mod hostile;
 mod interrupt;
+mod kill9;
 mod lcls_numpy;
 mod link_scripts;
 mod old_kernel;
