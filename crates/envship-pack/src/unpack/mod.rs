@@ -96,6 +96,19 @@ fn has_symlink_ancestor(name: &ArchivePath, symlinks: &HashSet<ArchivePath>) -> 
     })
 }
 
+/// What an unpack's marker says: it started into an empty DEST, or over existing files.
+const MARK_FRESH: &str = "unpacking into an empty directory";
+const MARK_OVER: &str = "unpacking over existing files";
+
+/// `PARENT/.NAME.unpacking`, beside DEST while an unpack writes into it (kept by a kill).
+pub fn unpacking_marker(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.unpacking"))
+}
+
 fn dest_is_empty(dest: &Path) -> Result<bool> {
     match fs::read_dir(dest) {
         Ok(mut rd) => Ok(rd.next().is_none()),
@@ -207,8 +220,21 @@ pub fn unpack(
         _ => {}
     }
     let dest = std::path::absolute(dest).map_err(PackError::io("resolving", dest))?;
-    if !opts.force && !dest_is_empty(&dest)? {
-        return Err(PackError::DestNotEmpty { path: dest });
+    let marker = unpacking_marker(&dest);
+    let fresh = dest_is_empty(&dest)?;
+    if !opts.force && !fresh {
+        // Only an unpack into an empty DEST that was killed may be cleared: its marker says
+        // that everything in DEST is what it wrote.
+        match fs::read_to_string(&marker).as_deref().map(str::trim) {
+            Ok(MARK_FRESH) => {
+                tracing::warn!(
+                    "{} holds an unpack that was interrupted (killed): removing it and unpacking again",
+                    dest.display()
+                );
+                fs::remove_dir_all(&dest).map_err(PackError::io("removing", &dest))?;
+            }
+            _ => return Err(PackError::DestNotEmpty { path: dest }),
+        }
     }
     // The directories made for DEST itself, outermost first, to remove them on failure.
     let made: Vec<PathBuf> = dest
@@ -220,10 +246,17 @@ pub fn unpack(
         .rev()
         .collect();
     fs::create_dir_all(&dest).map_err(PackError::io("creating", &dest))?;
+    // Beside DEST, not in it (the environment may be DEST's single top directory): a reader,
+    // or the next unpack, can tell an unpack that never finished from a finished one.
+    let mark = if fresh { MARK_FRESH } else { MARK_OVER };
+    if let Err(e) = fs::write(&marker, format!("{mark}\n")) {
+        tracing::debug!("cannot write {}: {e}", marker.display());
+    }
     let root = Beneath::open(&dest)
         .map_err(PackError::io("opening", &dest))?
         .with_journal();
     let result = unpack_into(archive, kind, &root, opts, progress);
+    let _ = fs::remove_file(&marker);
     if result.is_err() {
         let left = root.rollback();
         for dir in made.iter().rev() {
