@@ -98,6 +98,24 @@ pub enum BuildError {
     #[diagnostic(transparent)]
     LinkScript(#[from] LinkScriptError),
 
+    /// The prefix's lock file (`.NAME.envship-lock` next to it) could not be opened or locked.
+    #[error("cannot lock {} ({action} failed)", path.display())]
+    #[diagnostic(
+        code(envship::build::lock),
+        help(
+            "the lock keeps two builds of one prefix apart; check that its directory is writable"
+        )
+    )]
+    Lock {
+        /// `opening` or `locking`.
+        action: &'static str,
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// `conda-meta/state` could not be written.
     #[error("cannot write {}", path.display())]
     #[diagnostic(code(envship::build::state))]
@@ -190,6 +208,8 @@ pub async fn build_async(
         return Err(BuildError::NotAnEnvironment { prefix });
     }
 
+    // One build of a prefix at a time: a second waits, then updates the first one's prefix.
+    let _prefix_lock = lock_prefix(&prefix).await?;
     let lock = lock_async(file, target, &req.lock, progress.as_ref()).await?;
     let records = read_lock_records(&lock.lock_path, target)?;
     let package_count = records.len();
@@ -405,6 +425,35 @@ fn undo_failed_link(prefix: &Path, fresh: bool, e: &LinkScriptError) {
         .join(format!("{}.json", e.package));
     if let Err(err) = fs_err::remove_file(&record) {
         tracing::warn!("{err}");
+    }
+}
+
+/// Lock `.NAME.envship-lock` next to `prefix` (making its parent directory). Waited for off
+/// the runtime's threads, so that a stop request still ends a build that waits.
+async fn lock_prefix(prefix: &Path) -> Result<envship_spec::lock_file::FileLock, BuildError> {
+    let parent = prefix.parent().unwrap_or(Path::new(".")).to_path_buf();
+    fs_err::create_dir_all(&parent).map_err(|source| BuildError::State {
+        path: parent.clone(),
+        source,
+    })?;
+    let path = envship_spec::lock_file::lock_path_for(prefix);
+    let waited = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || envship_spec::lock_file::FileLock::acquire_logged(&path)
+    })
+    .await;
+    match waited {
+        Ok(Ok(lock)) => Ok(lock),
+        Ok(Err(f)) => Err(BuildError::Lock {
+            action: f.action,
+            path: f.path,
+            source: f.source,
+        }),
+        Err(join) => Err(BuildError::Lock {
+            action: "locking",
+            path,
+            source: std::io::Error::other(join.to_string()),
+        }),
     }
 }
 

@@ -500,7 +500,14 @@ fn write_in_place(f: &fs::File, data: &[u8], path: &Path) -> Result<()> {
 
 /// Write via a temp file in the same directory + rename (a replaced file keeps its mode).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    envship_spec::output::write_atomic(path, data).map_err(PackError::io("writing", path))
+    stage_atomic(path, data)?
+        .commit()
+        .map_err(PackError::io("renaming to", path))
+}
+
+/// The temp file half of [`write_atomic`]: written and synced, renamed by its `commit`.
+pub(crate) fn stage_atomic(path: &Path, data: &[u8]) -> Result<envship_spec::output::StagedFile> {
+    envship_spec::output::stage(path, data).map_err(PackError::io("writing", path))
 }
 
 #[cfg(test)]

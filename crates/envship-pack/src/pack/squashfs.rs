@@ -21,7 +21,7 @@ use backhand::{
 };
 
 use super::{
-    output::{persist, temp_file, Compression, Destination},
+    output::{temp_file, Compression, Destination},
     plan::{Item, ItemKind},
     writers::Ctx,
 };
@@ -103,13 +103,14 @@ fn compressor(
     FilesystemCompressor::new(id, Some(options))
 }
 
-/// Writes the items as a squashfs image to `out` and returns its sha256.
+/// Writes the items as a squashfs image to a synced temp file in `out`'s directory and returns
+/// it and its sha256.
 pub(super) fn write_squashfs(
     items: &[Item],
     ctx: &Ctx<'_>,
     out: &Destination,
     how: &Compression,
-) -> Result<String> {
+) -> Result<(tempfile::NamedTempFile, String)> {
     let tmp = temp_file(&out.dir)?;
     let tmp_path = tmp.path().to_path_buf();
     let fs_err = |action: &'static str| {
@@ -168,8 +169,7 @@ pub(super) fn write_squashfs(
         .map_err(PackError::io("syncing", tmp_path.clone()))?;
     let sha256 = envship_spec::digest::sha256_file(&tmp_path)
         .map_err(PackError::io("reading", tmp_path.clone()))?;
-    persist(tmp, &out.archive, how.force)?;
-    Ok(sha256)
+    Ok((tmp, sha256))
 }
 
 fn lazy<'c>(ctx: &'c Ctx<'c>, kind: &'c ItemKind) -> LazyContent<'c> {
