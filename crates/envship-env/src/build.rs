@@ -106,7 +106,7 @@ pub enum BuildError {
             "the lock keeps two builds of one prefix apart; check that its directory is writable"
         )
     )]
-    Lock {
+    PrefixLock {
         /// `opening` or `locking`.
         action: &'static str,
         /// The lock file.
@@ -444,12 +444,12 @@ async fn lock_prefix(prefix: &Path) -> Result<envship_spec::lock_file::FileLock,
     .await;
     match waited {
         Ok(Ok(lock)) => Ok(lock),
-        Ok(Err(f)) => Err(BuildError::Lock {
+        Ok(Err(f)) => Err(BuildError::PrefixLock {
             action: f.action,
             path: f.path,
             source: f.source,
         }),
-        Err(join) => Err(BuildError::Lock {
+        Err(join) => Err(BuildError::PrefixLock {
             action: "locking",
             path,
             source: std::io::Error::other(join.to_string()),

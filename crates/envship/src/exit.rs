@@ -22,10 +22,15 @@ pub const INTERNAL: u8 = 70;
 
 /// Whether the command failed because a file system was full (ENOSPC, or EDQUOT: a quota).
 pub fn disk_full(report: &miette::Report) -> bool {
+    use std::io::ErrorKind;
+    // Some wrappers (tempfile's, which adds the path) keep the kind but not the errno.
     report.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::raw_os_error)
-            .is_some_and(|c| c == libc::ENOSPC || c == libc::EDQUOT)
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+                || io
+                    .raw_os_error()
+                    .is_some_and(|c| c == libc::ENOSPC || c == libc::EDQUOT)
+        })
     })
 }
 

@@ -9,10 +9,7 @@
 //! (the payload's offset, size and sha256) is fixed by the payload, so the installer is as
 //! reproducible as the tar.gz.
 
-use std::{
-    fs,
-    io::{self, Seek, Write},
-};
+use std::io::{self, Seek, Write};
 
 use super::{
     output::{temp_file, write_tar_temp, Compression, Destination, HashWriter},

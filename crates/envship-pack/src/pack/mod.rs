@@ -195,7 +195,6 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         squashfs: opts.squashfs_compression,
         level: opts.compress_level.unwrap_or(4),
         threads: jobs(opts.jobs),
-        force: opts.force,
         cache: match &opts.reuse {
             BlockReuse::Off => None,
             BlockReuse::Cache { dir, max_bytes } => {

@@ -84,7 +84,6 @@ pub(super) struct Compression {
     pub squashfs: SquashfsCompression,
     pub level: i32,
     pub threads: usize,
-    pub force: bool,
     /// Compressed blocks to reuse and keep (tar formats).
     pub cache: Option<Arc<BlockCache>>,
 }

@@ -113,12 +113,21 @@ pub(super) fn write_squashfs(
 ) -> Result<(tempfile::NamedTempFile, String)> {
     let tmp = temp_file(&out.dir)?;
     let tmp_path = tmp.path().to_path_buf();
+    // backhand's errors print nothing (its `error-strings` feature is off): a failed write
+    // (a full disk) is reported as the I/O error it wraps.
     let fs_err = |action: &'static str| {
         let path = tmp_path.clone();
-        move |source| PackError::Squashfs {
-            action,
-            path,
-            source,
+        move |source| match source {
+            backhand::BackhandError::StdIo(source) => PackError::Io {
+                action,
+                path,
+                source,
+            },
+            source => PackError::Squashfs {
+                action,
+                path,
+                source,
+            },
         }
     };
     let mtime = u32::try_from(ctx.mtime).unwrap_or(u32::MAX);

@@ -159,7 +159,7 @@ pub fn sha256_of(path: &Path) -> String {
 /// Check that `archive` is there with sidecars that describe it: the `.sha256` (for files)
 /// and the manifest's sha256 match its bytes.
 pub fn assert_complete(archive: &Path, what: &str) {
-    let manifest_path = PathBuf::from(format!("{}.manifest.json", archive.display()));
+    let manifest_path = envship_pack::Sidecar::Manifest.path_for(archive);
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs_err::read(&manifest_path).unwrap_or_else(|e| {
             panic!(
@@ -172,8 +172,8 @@ pub fn assert_complete(archive: &Path, what: &str) {
         return;
     }
     let sum = sha256_of(archive);
-    let sidecar =
-        fs_err::read_to_string(format!("{}.sha256", archive.display())).unwrap_or_else(|e| {
+    let sidecar = fs_err::read_to_string(envship_pack::Sidecar::Sha256.path_for(archive))
+        .unwrap_or_else(|e| {
             panic!(
                 "{what}: the .sha256 of {} is missing: {e}",
                 archive.display()

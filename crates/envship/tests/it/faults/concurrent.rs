@@ -81,7 +81,9 @@ impl Running {
 }
 
 /// Another envship, as far as the lock goes: an exclusive `flock` on `path` until dropped.
-struct Held(std::fs::File);
+struct Held {
+    _file: std::fs::File,
+}
 
 fn hold(path: &Path) -> Held {
     use std::os::fd::AsRawFd;
@@ -94,7 +96,7 @@ fn hold(path: &Path) -> Held {
     // SAFETY: a valid fd.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     assert_eq!(rc, 0, "flock {}", path.display());
-    Held(f)
+    Held { _file: f }
 }
 
 /// Two processes started together; both run to their end.
