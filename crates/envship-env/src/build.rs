@@ -3,6 +3,8 @@
 //! `pip:` section with the environment's own Python restricted to wheels the **target**
 //! accepts, then `variables:` into `conda-meta/state` as conda stores them.
 
+mod disk;
+
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
@@ -86,6 +88,24 @@ pub enum BuildError {
         /// Why.
         #[source]
         source: InstallerError,
+    },
+
+    /// rattler's installer failed while the prefix's file system was full. The installer can
+    /// lose the write error (it then reports a record it could not read back), so the free
+    /// space decides: the cause is the full disk, whatever the installer said.
+    #[error("cannot install into {}: {source} (the installer said: {installer})", prefix.display())]
+    #[diagnostic(
+        code(envship::build::disk_full),
+        help("free space on the file system of the prefix and build again; a new prefix is left absent, an existing one as the next build can repair it")
+    )]
+    DiskFull {
+        /// The prefix.
+        prefix: PathBuf,
+        /// The installer's message chain, flattened.
+        installer: String,
+        /// ENOSPC.
+        #[source]
+        source: std::io::Error,
     },
 
     /// The pip section failed.
@@ -274,11 +294,9 @@ pub async fn build_async(
     let result = installer
         .install(&install_dir, records)
         .await
-        .map_err(|source| BuildError::Install {
-            prefix: prefix.clone(),
-            summary: error_chain(&source),
-            source,
-        })?;
+        .map_err(|source| disk::install_error(&prefix, &install_dir, source))?;
+    // A new prefix whose state cannot be written (a full disk) is taken out again.
+    let mut placed = disk::FreshPrefix(None);
     if let Some(staging) = staging {
         let staged = staging.keep();
         if prefix.exists() {
@@ -289,6 +307,7 @@ pub async fn build_async(
             path: prefix.clone(),
             source,
         })?;
+        placed.0 = Some(prefix.clone());
     }
     let installed = result.transaction.installed_packages().count();
     let removed = result.transaction.removed_packages().count();
@@ -311,6 +330,7 @@ pub async fn build_async(
     // pack, audit and test read the target from here instead of trusting their own defaults.
     let record_changed =
         BuildRecord::new(target, Some(&file.path), Some(&lock.lock_path)).write(&prefix)?;
+    placed.0 = None;
     let pip = if file.pip.is_empty() {
         None
     } else {
