@@ -53,7 +53,7 @@ impl Drop for FreshPrefix {
 /// failed install failed for want of space (a heuristic; see [`BuildError::DiskFull`]).
 fn nearly_full(dir: &Path) -> bool {
     nix::sys::statvfs::statvfs(dir).is_ok_and(|st| {
-        let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+        let free = st.blocks_available().saturating_mul(st.fragment_size());
         // Some file systems (btrfs) count no inodes: 0 of 0 is not full.
         free < (1 << 20) || (st.files() > 0 && st.files_available() == 0)
     })
