@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use envship_pack::Manifest;
+use envship_pack::{blocks::index::BlockIndex, Manifest};
 use envship_spec::{Progress, Target};
 
 use crate::{
@@ -105,10 +105,6 @@ pub fn deploy(opts: &DeployOptions, progress: &dyn Progress) -> Result<DeployOut
 
     let lock = DeployLock::acquire(&opts.root, || {
         progress.message("deploy", "waiting for another deploy to finish (lock held)");
-        tracing::info!(
-            "waiting for the deploy lock in {}",
-            opts.root.join(STATE_DIR).display()
-        );
     })?;
     pause_point("locked");
     let mut rec = Record::now("deploy", &name, &version, "success");
@@ -337,11 +333,50 @@ fn deploy_locked(
             return Err(e);
         }
     };
-    // Kept for the next deploy to link from (removed again if this version is taken out).
-    linked::keep_index(&placed.env_dir, version, index.as_ref())?;
+    // From here on a failure (a full disk while the records are written) takes the new
+    // version out again: the root is left as it was, `current` included.
+    let finished = finish(
+        opts,
+        (version, v, index.as_ref()),
+        &placed,
+        previous.as_deref(),
+        rec,
+        actions,
+        progress,
+    );
+    if let Err(e) = finished {
+        placed.undo(actions);
+        aside.restore();
+        return Err(e);
+    }
+    aside.remove();
 
+    if let Some(o) = &placed.old {
+        if let Err(e) = std::fs::remove_dir_all(o) {
+            tracing::warn!("could not remove the replaced tree {}: {e}", o.display());
+        }
+    }
+    Ok(placed.dest)
+}
+
+/// After the new version is in place: keep its block index, test it (`--test`), record its
+/// tree, switch `current` and append the record. A failure after the switch points `current`
+/// back, so that the caller can take the version out.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    opts: &DeployOptions,
+    (version, v, index): (&str, &Verified, Option<&BlockIndex>),
+    placed: &Placed,
+    previous: Option<&str>,
+    rec: &mut Record,
+    actions: &mut Vec<String>,
+    progress: &dyn Progress,
+) -> Result<(), DeployError> {
+    let final_root = env_root(&placed.dest, &v.manifest);
+    // Kept for the next deploy to link from (removed again if this version is taken out).
+    linked::keep_index(&placed.env_dir, version, index)?;
     if opts.test {
-        match self_test::run(opts, name, version, &final_root, progress) {
+        match self_test::run(opts, &rec.name, version, &final_root, progress) {
             Ok(log) => {
                 actions.push(format!(
                     "ran the test script in {}: passed (log {})",
@@ -354,38 +389,38 @@ fn deploy_locked(
                 if let DeployError::TestFailed { log, .. } = &e {
                     rec.test_log = Some(log.clone());
                 }
-                placed.undo(actions);
-                aside.restore();
                 return Err(e);
             }
         }
         pause_point("tested");
     }
-
     record_tree(&placed.dest, &v.manifest, actions)?;
-    aside.remove();
     switch_current(&placed.env_dir, version)?;
     actions.push(format!(
         "switched {} from {} to {version}",
         placed.env_dir.join(CURRENT).display(),
-        previous.as_deref().unwrap_or("(none)")
+        previous.unwrap_or("(none)")
     ));
     pause_point("switched");
 
     rec.time = jiff::Timestamp::now();
-    record::append(&opts.root, rec)?;
+    if let Err(e) = record::append(&opts.root, rec) {
+        let back = match previous {
+            Some(p) => switch_current(&placed.env_dir, p),
+            None => std::fs::remove_file(placed.env_dir.join(CURRENT))
+                .map_err(DeployError::io("removing", placed.env_dir.join(CURRENT))),
+        };
+        if let Err(b) = back {
+            tracing::warn!("could not point `current` back after a failed record: {b}");
+        }
+        return Err(e);
+    }
     actions.push(format!(
         "recorded in {}",
         record::log_path(&opts.root).display()
     ));
     pause_point("recorded");
-
-    if let Some(o) = &placed.old {
-        if let Err(e) = std::fs::remove_dir_all(o) {
-            tracing::warn!("could not remove the replaced tree {}: {e}", o.display());
-        }
-    }
-    Ok(placed.dest)
+    Ok(())
 }
 
 /// The last step before the switch: keep the archive's manifest beside the version and record

@@ -131,7 +131,8 @@ pub fn log_path(root: &Path) -> PathBuf {
 }
 
 /// Append a record with one `write` of the whole line (O_APPEND), then fsync, so concurrent
-/// writers and a kill never interleave or tear a line that was reported written.
+/// writers and a kill never interleave or tear a line that was reported written. A write that
+/// fails part way (a full disk) is cut off again.
 pub fn append(root: &Path, record: &Record) -> Result<(), DeployError> {
     let path = log_path(root);
     let mut line = serde_json::to_vec(record).map_err(|e| DeployError::Io {
@@ -145,8 +146,17 @@ pub fn append(root: &Path, record: &Record) -> Result<(), DeployError> {
         .append(true)
         .open(&path)
         .map_err(DeployError::io("opening", &path))?;
-    f.write_all(&line)
-        .map_err(DeployError::io("appending to", &path))?;
+    let before = f
+        .metadata()
+        .map_err(DeployError::io("reading", &path))?
+        .len();
+    if let Err(e) = f.write_all(&line) {
+        // A short write (a full disk) leaves part of the line; the next record would be glued
+        // to it and make a bad line in the middle of the log. Appends run under the deploy
+        // lock, so cutting the file back to where this one started removes only its own part.
+        let _ = f.set_len(before);
+        return Err(DeployError::io("appending to", &path)(e));
+    }
     f.sync_all().map_err(DeployError::io("syncing", &path))?;
     Ok(())
 }

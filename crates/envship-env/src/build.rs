@@ -3,6 +3,8 @@
 //! `pip:` section with the environment's own Python restricted to wheels the **target**
 //! accepts, then `variables:` into `conda-meta/state` as conda stores them.
 
+mod disk;
+
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
@@ -88,6 +90,24 @@ pub enum BuildError {
         source: InstallerError,
     },
 
+    /// rattler's installer failed while the prefix's file system was full. The installer can
+    /// lose the write error (it then reports a record it could not read back), so the free
+    /// space decides: the cause is the full disk, whatever the installer said.
+    #[error("cannot install into {}: {source} (the installer said: {installer})", prefix.display())]
+    #[diagnostic(
+        code(envship::build::disk_full),
+        help("free space on the file system of the prefix and build again; a new prefix is left absent, an existing one as the next build can repair it")
+    )]
+    DiskFull {
+        /// The prefix.
+        prefix: PathBuf,
+        /// The installer's message chain, flattened.
+        installer: String,
+        /// ENOSPC.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The pip section failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -97,6 +117,24 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     LinkScript(#[from] LinkScriptError),
+
+    /// The prefix's lock file (`.NAME.envship-lock` next to it) could not be opened or locked.
+    #[error("cannot lock {} ({action} failed)", path.display())]
+    #[diagnostic(
+        code(envship::build::lock),
+        help(
+            "the lock keeps two builds of one prefix apart; check that its directory is writable"
+        )
+    )]
+    PrefixLock {
+        /// `opening` or `locking`.
+        action: &'static str,
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 
     /// `conda-meta/state` could not be written.
     #[error("cannot write {}", path.display())]
@@ -190,6 +228,8 @@ pub async fn build_async(
         return Err(BuildError::NotAnEnvironment { prefix });
     }
 
+    // One build of a prefix at a time: a second waits, then updates the first one's prefix.
+    let _prefix_lock = lock_prefix(&prefix).await?;
     let lock = lock_async(file, target, &req.lock, progress.as_ref()).await?;
     let records = read_lock_records(&lock.lock_path, target)?;
     let package_count = records.len();
@@ -254,11 +294,9 @@ pub async fn build_async(
     let result = installer
         .install(&install_dir, records)
         .await
-        .map_err(|source| BuildError::Install {
-            prefix: prefix.clone(),
-            summary: error_chain(&source),
-            source,
-        })?;
+        .map_err(|source| disk::install_error(&prefix, &install_dir, source))?;
+    // A new prefix whose state cannot be written (a full disk) is taken out again.
+    let mut placed = disk::FreshPrefix(None);
     if let Some(staging) = staging {
         let staged = staging.keep();
         if prefix.exists() {
@@ -269,6 +307,7 @@ pub async fn build_async(
             path: prefix.clone(),
             source,
         })?;
+        placed.0 = Some(prefix.clone());
     }
     let installed = result.transaction.installed_packages().count();
     let removed = result.transaction.removed_packages().count();
@@ -291,6 +330,7 @@ pub async fn build_async(
     // pack, audit and test read the target from here instead of trusting their own defaults.
     let record_changed =
         BuildRecord::new(target, Some(&file.path), Some(&lock.lock_path)).write(&prefix)?;
+    placed.0 = None;
     let pip = if file.pip.is_empty() {
         None
     } else {
@@ -405,6 +445,35 @@ fn undo_failed_link(prefix: &Path, fresh: bool, e: &LinkScriptError) {
         .join(format!("{}.json", e.package));
     if let Err(err) = fs_err::remove_file(&record) {
         tracing::warn!("{err}");
+    }
+}
+
+/// Lock `.NAME.envship-lock` next to `prefix` (making its parent directory). Waited for off
+/// the runtime's threads, so that a stop request still ends a build that waits.
+async fn lock_prefix(prefix: &Path) -> Result<envship_spec::lock_file::FileLock, BuildError> {
+    let parent = prefix.parent().unwrap_or(Path::new(".")).to_path_buf();
+    fs_err::create_dir_all(&parent).map_err(|source| BuildError::State {
+        path: parent.clone(),
+        source,
+    })?;
+    let path = envship_spec::lock_file::lock_path_for(prefix);
+    let waited = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || envship_spec::lock_file::FileLock::acquire_logged(&path)
+    })
+    .await;
+    match waited {
+        Ok(Ok(lock)) => Ok(lock),
+        Ok(Err(f)) => Err(BuildError::PrefixLock {
+            action: f.action,
+            path: f.path,
+            source: f.source,
+        }),
+        Err(join) => Err(BuildError::PrefixLock {
+            action: "locking",
+            path,
+            source: std::io::Error::other(join.to_string()),
+        }),
     }
 }
 

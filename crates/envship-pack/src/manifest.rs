@@ -137,11 +137,18 @@ impl Manifest {
 
     /// Write a manifest file atomically (pretty JSON, trailing newline).
     pub fn write(&self, path: &Path) -> Result<()> {
+        self.stage(path)?
+            .commit()
+            .map_err(PackError::io("renaming to", path))
+    }
+
+    /// [`Manifest::write`] up to the rename: a temp file next to `path`.
+    pub fn stage(&self, path: &Path) -> Result<envship_spec::output::StagedFile> {
         let mut s = serde_json::to_vec_pretty(self).map_err(|source| PackError::BadManifest {
             path: path.to_path_buf(),
             source,
         })?;
         s.push(b'\n');
-        crate::relocate::write_atomic(path, &s)
+        crate::relocate::stage_atomic(path, &s)
     }
 }

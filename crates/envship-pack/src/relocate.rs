@@ -498,9 +498,10 @@ fn write_in_place(f: &fs::File, data: &[u8], path: &Path) -> Result<()> {
         .map_err(PackError::io("writing", path))
 }
 
-/// Write via a temp file in the same directory + rename (a replaced file keeps its mode).
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    envship_spec::output::write_atomic(path, data).map_err(PackError::io("writing", path))
+/// An output written through a temp file in the same directory and synced, renamed into place
+/// by its `commit` (a replaced file keeps its mode).
+pub(crate) fn stage_atomic(path: &Path, data: &[u8]) -> Result<envship_spec::output::StagedFile> {
+    envship_spec::output::stage(path, data).map_err(PackError::io("writing", path))
 }
 
 #[cfg(test)]

@@ -101,9 +101,10 @@ pub(crate) fn file_name(p: &Path) -> Result<String, PublishError> {
         })
 }
 
-/// Publish `files` into `dir`. Nothing is copied when a preflight check fails; a conflict found
-/// mid-way (someone else published meanwhile) stops with the files already published left in
-/// place — each of them is complete and verified.
+/// Publish `files` into `dir`. Nothing is copied when a preflight check fails, and nothing is
+/// published when a copy fails; a conflict found at the renames (someone else published
+/// meanwhile) stops with the files already published left in place — each of them is complete
+/// and verified.
 pub fn publish_to_dir(
     files: &[PathBuf],
     dir: &Path,
@@ -139,29 +140,39 @@ pub fn publish_to_dir(
         .map(|m| m.len())
         .sum();
     progress.start("publish", Some(total), ProgressUnit::Bytes);
-    let mut out = Vec::new();
+    // Every file is copied and verified under its temp name first, and only then are they
+    // renamed: a copy that fails (a full disk) leaves none of them published, so an archive is
+    // never there without its sidecars, nor a sidecar without its archive.
+    let mut staged = Vec::new();
     for f in files {
         if let Some((dest, sha256)) = present.remove(f) {
             let bytes = fs_err::metadata(f)
                 .map_err(PublishError::io("reading", f))?
                 .len();
             progress.advance("publish", bytes);
-            out.push(DropOutcome {
+            staged.push(Err(DropOutcome {
                 path: dest,
                 sha256,
                 bytes,
                 action: DropAction::AlreadyPresent,
-            });
+            }));
         } else {
-            out.push(copy_one(f, dir, progress)?);
+            staged.push(Ok(copy_one(f, dir, progress)?));
         }
+    }
+    let mut out = Vec::new();
+    for s in staged {
+        out.push(match s {
+            Ok(copy) => copy.commit()?,
+            Err(present) => present,
+        });
     }
     progress.finish("publish");
     sync_dir(dir);
     Ok(out)
 }
 
-fn copy_one(src: &Path, dir: &Path, progress: &dyn Progress) -> Result<DropOutcome, PublishError> {
+fn copy_one(src: &Path, dir: &Path, progress: &dyn Progress) -> Result<Copied, PublishError> {
     let name = file_name(src)?;
     let dest = dir.join(&name);
     progress.message("publish", &name);
@@ -200,32 +211,59 @@ fn copy_one(src: &Path, dir: &Path, progress: &dyn Progress) -> Result<DropOutco
     // Temp files are 0600; a published archive is for everyone who deploys from this directory.
     envship_spec::output::set_output_mode(tmp.as_file())
         .map_err(PublishError::io("setting mode of", tmp.path()))?;
-    match tmp.persist_noclobber(&dest) {
-        Ok(_) => Ok(DropOutcome {
-            path: dest,
+    Ok(Copied {
+        tmp,
+        dest,
+        sha256,
+        bytes,
+    })
+}
+
+/// A file copied and verified under a temp name in the drop directory (removed if dropped).
+struct Copied {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+    sha256: String,
+    bytes: u64,
+}
+
+impl Copied {
+    /// Link it to its final name, unless someone else published there meanwhile.
+    fn commit(self) -> Result<DropOutcome, PublishError> {
+        let Copied {
+            tmp,
+            dest,
             sha256,
             bytes,
-            action: DropAction::Copied,
-        }),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-            // The temp file is removed when `e.file` drops.
-            let existing = hash::sha256_file(&dest).map_err(PublishError::io("reading", &dest))?;
-            if existing == sha256 {
-                Ok(DropOutcome {
-                    path: dest,
-                    sha256,
-                    bytes,
-                    action: DropAction::AlreadyPresent,
-                })
-            } else {
-                Err(PublishError::Conflict {
-                    path: dest,
-                    existing,
-                    new: sha256,
-                })
+        } = self;
+        match tmp.persist_noclobber(&dest) {
+            Ok(_) => Ok(DropOutcome {
+                path: dest,
+                sha256,
+                bytes,
+                action: DropAction::Copied,
+            }),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                // The temp file is removed when `e.file` drops.
+                let existing =
+                    hash::sha256_file(&dest).map_err(PublishError::io("reading", &dest))?;
+                if existing == sha256 {
+                    Ok(DropOutcome {
+                        path: dest,
+                        sha256,
+                        bytes,
+                        action: DropAction::AlreadyPresent,
+                    })
+                } else {
+                    Err(PublishError::Conflict {
+                        path: dest,
+                        existing,
+                        new: sha256,
+                    })
+                }
             }
+            Err(e) => Err(PublishError::io("renaming into", dest)(e.error)),
         }
-        Err(e) => Err(PublishError::io("renaming into", dest)(e.error)),
     }
 }
 

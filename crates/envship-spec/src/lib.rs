@@ -14,6 +14,7 @@ pub mod conda_meta;
 pub mod config;
 pub mod digest;
 pub mod env_file;
+pub mod lock_file;
 pub mod output;
 pub mod pip_entries;
 pub mod progress;

@@ -7,7 +7,7 @@ use std::{
     fs::File,
     io::{self, Write},
     os::unix::fs::PermissionsExt,
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 /// The umask when none can be read (Linux before 4.7 has no `Umask:` line).
@@ -42,6 +42,39 @@ pub fn set_output_mode(file: &File) -> io::Result<()> {
 /// see the old file or the new one, never half of one. A replaced file keeps its mode; a new
 /// one gets [`output_file_mode`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    stage(path, bytes)?.commit()
+}
+
+/// A file written, synced and given its mode under a temp name next to its final path, not yet
+/// renamed there: [`StagedFile::commit`] renames it; dropping it removes it. Several outputs
+/// that belong together (an archive and its sidecars) are all staged first, so that a failed
+/// write (a full disk) leaves none of them, then committed by renames, which need no space.
+#[derive(Debug)]
+pub struct StagedFile {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl StagedFile {
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The temp file's path (for reading back what was written).
+    pub fn temp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Rename it to its final path, replacing what is there.
+    pub fn commit(self) -> io::Result<()> {
+        self.tmp.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// Stage `bytes` for `path` (see [`StagedFile`]): the first half of [`write_atomic`].
+pub fn stage(path: &Path, bytes: &[u8]) -> io::Result<StagedFile> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -60,8 +93,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(StagedFile {
+        tmp,
+        path: path.to_path_buf(),
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 pub mod cyclonedx;
 pub mod deadline;
+pub mod full_disk;
 pub mod ghserver;
 pub mod package;
 pub mod python;
@@ -21,6 +22,7 @@ pub mod skip;
 use std::path::{Path, PathBuf};
 
 pub use deadline::{ChildDeadline, Deadline};
+pub use full_disk::FullDisk;
 pub use package::{ArchiveFormat, PackageBuilder, PlaceholderMode};
 pub use skip::{current_test, in_ci, skip, skip_unavailable_everywhere};
 

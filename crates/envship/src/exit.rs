@@ -20,8 +20,26 @@ pub const INPUT: u8 = 2;
 /// Internal error (EX_SOFTWARE).
 pub const INTERNAL: u8 = 70;
 
-/// The exit code for a failed command.
+/// Whether the command failed because a file system was full (ENOSPC, or EDQUOT: a quota).
+pub fn disk_full(report: &miette::Report) -> bool {
+    use std::io::ErrorKind;
+    // Some wrappers (tempfile's, which adds the path) keep the kind but not the errno.
+    report.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+                || io
+                    .raw_os_error()
+                    .is_some_and(|c| c == libc::ENOSPC || c == libc::EDQUOT)
+        })
+    })
+}
+
+/// The exit code for a failed command. A full disk is bad input (the user frees space), even
+/// where the same step's other failures are internal.
 pub fn code_for(report: &miette::Report) -> u8 {
+    if disk_full(report) {
+        return INPUT;
+    }
     let mut code = INPUT;
     for e in report.chain() {
         if let Some(c) = classify(e) {
@@ -114,5 +132,19 @@ mod tests {
             log: "l".into(),
         };
         assert_eq!(code(failed), GATE);
+    }
+
+    #[test]
+    fn a_full_disk_is_bad_input_wherever_it_happens() {
+        let full = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        // A runtime error is internal, unless the disk was full.
+        assert_eq!(
+            code(LockError::Runtime(std::io::Error::other("x"))),
+            INTERNAL
+        );
+        let report = miette::Report::new(LockError::Runtime(full()));
+        assert!(disk_full(&report));
+        assert_eq!(code_for(&report), INPUT);
+        assert!(!disk_full(&miette::miette!("plain")));
     }
 }

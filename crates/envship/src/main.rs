@@ -113,6 +113,12 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("{report:?}");
+            if exit::disk_full(&report) {
+                eprintln!(
+                    "envship: the disk is full (no space left on device) where envship wrote the \
+                     file named above: free space there and run the command again"
+                );
+            }
             ExitCode::from(exit::code_for(&report))
         }
         // The panic hook already printed the message and location.

@@ -13,6 +13,7 @@ use std::{
     fs,
     io::{self, Write},
     path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
     time::SystemTime,
 };
 
@@ -38,6 +39,8 @@ pub struct CachedBlock {
 pub struct BlockCache {
     dir: PathBuf,
     max_bytes: u64,
+    /// A write failed and was reported: the next failures are only logged at debug level.
+    warned: AtomicBool,
 }
 
 fn checksum(ulen: u64, crc: u32, clen: u64, data: &[u8]) -> u64 {
@@ -52,7 +55,11 @@ fn checksum(ulen: u64, crc: u32, clen: u64, data: &[u8]) -> u64 {
 impl BlockCache {
     /// The cache in `dir` (made on first write), bounded to `max_bytes`.
     pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
-        BlockCache { dir, max_bytes }
+        BlockCache {
+            dir,
+            max_bytes,
+            warned: AtomicBool::new(false),
+        }
     }
 
     /// Where the cache lives.
@@ -97,14 +104,24 @@ impl BlockCache {
         }
     }
 
-    /// Store a block. Failures are logged and otherwise ignored: the cache only saves time.
+    /// Store a block. Failures are reported once (a warning naming the entry and the error, e.g.
+    /// a full disk) and otherwise ignored: the cache only saves time, the pack goes on. A
+    /// failed write leaves no entry (its temp file is removed).
     pub fn put(&self, hash: u128, codec: Codec, ulen: u64, block: &CachedBlock) {
         let path = self.entry_path(hash, codec, ulen);
         if let Err(e) = write_entry(&path, ulen, block) {
-            tracing::debug!(
-                "could not write the block cache entry {}: {e}",
-                path.display()
-            );
+            if self.warned.swap(true, Ordering::Relaxed) {
+                tracing::debug!(
+                    "could not write the block cache entry {}: {e}",
+                    path.display()
+                );
+            } else {
+                tracing::warn!(
+                    "could not write the block cache entry {}: {e}; blocks that cannot be \
+                     kept are compressed again by the next pack (the archive is not affected)",
+                    path.display()
+                );
+            }
         }
     }
 

@@ -149,12 +149,19 @@ impl BlockIndex {
 
     /// Write it atomically (compact JSON: it is for programs, and can be large).
     pub fn write(&self, path: &Path) -> Result<()> {
+        self.stage(path)?
+            .commit()
+            .map_err(PackError::io("renaming to", path))
+    }
+
+    /// [`BlockIndex::write`] up to the rename: a temp file next to `path`.
+    pub fn stage(&self, path: &Path) -> Result<envship_spec::output::StagedFile> {
         let mut s = serde_json::to_vec(self).map_err(|e| PackError::BadBlockIndex {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
         s.push(b'\n');
-        crate::relocate::write_atomic(path, &s)
+        crate::relocate::stage_atomic(path, &s)
     }
 }
 

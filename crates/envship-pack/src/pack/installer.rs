@@ -9,13 +9,10 @@
 //! (the payload's offset, size and sha256) is fixed by the payload, so the installer is as
 //! reproducible as the tar.gz.
 
-use std::{
-    fs,
-    io::{self, Seek, Write},
-};
+use std::io::{self, Seek, Write};
 
 use super::{
-    output::{persist, temp_file, write_tar_temp, Compression, Destination, HashWriter},
+    output::{temp_file, write_tar_temp, Compression, Destination, HashWriter},
     plan::Item,
     writers::Ctx,
 };
@@ -205,14 +202,15 @@ fn fitted_header(label: &Label<'_>, bytes: u64, sha256: &str) -> Vec<u8> {
     }
 }
 
-/// Writes the installer to `out` and returns its sha256 (of the whole file, as for every format).
+/// Writes the installer to a synced temp file in `out`'s directory and returns it and its
+/// sha256 (of the whole file, as for every format).
 pub(super) fn write_installer(
     items: &[Item],
     ctx: &Ctx<'_>,
     out: &Destination,
     how: &Compression,
     label: &Label<'_>,
-) -> Result<String> {
+) -> Result<(tempfile::NamedTempFile, String)> {
     let (mut payload, payload_sha256, _) = write_tar_temp(items, ctx, &out.dir, how)?;
     let payload_path = payload.path().to_path_buf();
     let payload_bytes = payload
@@ -245,14 +243,7 @@ pub(super) fn write_installer(
         .sync_all()
         .map_err(PackError::io("syncing", tmp_path))?;
     drop(payload);
-    persist(tmp, &out.archive, how.force)?;
-    // The installer is run with `sh FILE`, but `./FILE` should work too.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&out.archive, fs::Permissions::from_mode(0o755))
-            .map_err(PackError::io("setting mode of", &out.archive))?;
-    }
-    Ok(sha256)
+    Ok((tmp, sha256))
 }
 
 #[cfg(test)]

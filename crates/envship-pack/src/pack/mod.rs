@@ -136,6 +136,19 @@ fn jobs(n: usize) -> usize {
     }
 }
 
+/// Trim the block cache to its bound after a pack.
+fn trim_cache(cache: Option<&BlockCache>) {
+    if let Some(cache) = cache {
+        let removed = cache.trim();
+        if removed > 0 {
+            tracing::info!(
+                "trimmed {removed} bytes of least recently used blocks from {}",
+                cache.dir().display()
+            );
+        }
+    }
+}
+
 /// Pack a prefix. See the crate docs for the archive layout.
 pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     if opts.format == Format::Squashfs && opts.dest_prefix.is_none() {
@@ -182,7 +195,6 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         squashfs: opts.squashfs_compression,
         level: opts.compress_level.unwrap_or(4),
         threads: jobs(opts.jobs),
-        force: opts.force,
         cache: match &opts.reuse {
             BlockReuse::Off => None,
             BlockReuse::Cache { dir, max_bytes } => {
@@ -199,16 +211,20 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
     progress.finish("pack");
     let sha256 = written.sha256;
 
+    // Every sidecar is staged before the archive is renamed into place, so that a failure (a
+    // full disk) leaves none of them, and no archive without its sidecars.
+    let mut sidecars = Vec::new();
     if let Some(sum) = &sha256 {
-        output::write_sha256_sidecar(&out, sum)?;
+        sidecars.push(output::stage_sha256_sidecar(&out, sum)?);
     }
-    sbom::write(&out.sbom, &bom)?;
+    sidecars.push(sbom::stage(&out.sbom, &bom)?);
     let (block_index, blocks) = match written.blocks {
         Some((index, stats)) => {
             let path = Sidecar::Blocks.path_for(&out.archive);
-            index.write(&path)?;
-            let sha256 = envship_spec::digest::sha256_file(&path)
-                .map_err(PackError::io("reading", &path))?;
+            let staged = index.stage(&path)?;
+            let sha256 = envship_spec::digest::sha256_file(staged.temp_path())
+                .map_err(PackError::io("reading", staged.temp_path()))?;
+            sidecars.push(staged);
             let r = BlockIndexRef {
                 file: output::file_name(&path),
                 sha256,
@@ -218,15 +234,6 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         }
         None => (None, None),
     };
-    if let Some(cache) = &how.cache {
-        let removed = cache.trim();
-        if removed > 0 {
-            tracing::info!(
-                "trimmed {removed} bytes of least recently used blocks from {}",
-                cache.dir().display()
-            );
-        }
-    }
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         envship_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -255,7 +262,16 @@ pub fn pack(opts: &PackOptions, progress: &dyn Progress) -> Result<PackOutput> {
         test: None,
         extra: Default::default(),
     };
-    manifest.write(&out.manifest)?;
+    sidecars.push(manifest.stage(&out.manifest)?);
+    written.staged.commit(&out.archive, opts.force)?;
+    // The manifest last: it names the others.
+    for staged in sidecars {
+        let path = staged.path().to_path_buf();
+        staged
+            .commit()
+            .map_err(PackError::io("renaming to", path))?;
+    }
+    trim_cache(how.cache.as_deref());
     Ok(PackOutput {
         sha256_path: out.sha256.exists().then(|| out.sha256.clone()),
         archive: out.archive,

@@ -8,6 +8,10 @@ use std::{
     sync::{mpsc, Arc},
 };
 
+use envship_spec::{
+    lock_file::{lock_path_for, FileLock},
+    output::StagedFile,
+};
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -31,16 +35,22 @@ pub(super) struct Destination {
     pub sha256: PathBuf,
     pub manifest: PathBuf,
     pub sbom: PathBuf,
+    /// Held until the archive and its sidecars are in place: a second pack to the same output
+    /// waits (`.NAME.envship-lock` next to it).
+    _lock: FileLock,
 }
 
 impl Destination {
-    /// Creates the output directory; refuses an existing output unless `force`.
+    /// Creates the output directory and locks the output; refuses an existing output unless
+    /// `force`.
     pub fn prepare(archive: PathBuf, force: bool) -> Result<Self> {
         let dir = match archive.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         fs::create_dir_all(&dir).map_err(PackError::io("creating", &dir))?;
+        let lock = FileLock::acquire_logged(&lock_path_for(&archive))
+            .map_err(|f| PackError::io(f.action, f.path)(f.source))?;
         if !force && fs::symlink_metadata(&archive).is_ok() {
             return Err(PackError::OutputExists { path: archive });
         }
@@ -50,6 +60,7 @@ impl Destination {
             sbom: Sidecar::Sbom.path_for(&archive),
             archive,
             dir,
+            _lock: lock,
         })
     }
 
@@ -73,27 +84,64 @@ pub(super) struct Compression {
     pub squashfs: SquashfsCompression,
     pub level: i32,
     pub threads: usize,
-    pub force: bool,
     /// Compressed blocks to reuse and keep (tar formats).
     pub cache: Option<Arc<BlockCache>>,
 }
 
-/// A written archive: its sha256 and, for tar.gz and tar.zst, its block index.
+/// A written archive, not yet at its final path: its sha256 and, for tar.gz and tar.zst, its
+/// block index.
 pub(super) struct Written {
+    pub staged: Staged,
     pub sha256: Option<String>,
     pub blocks: Option<(BlockIndex, BlockStats)>,
 }
 
 impl Written {
-    fn plain(sha256: Option<String>) -> Self {
+    fn plain(staged: Staged, sha256: Option<String>) -> Self {
         Written {
+            staged,
             sha256,
             blocks: None,
         }
     }
 }
 
-/// Writes the archive to `out`.
+/// The archive, complete and synced under a temp name in the output directory. Dropped, it is
+/// removed; [`Staged::commit`] renames it into place (which needs no free space).
+pub(super) enum Staged {
+    /// A file; `executable` for the sh installer.
+    File {
+        tmp: tempfile::NamedTempFile,
+        executable: bool,
+    },
+    /// A directory (`--format dir`).
+    Dir(tempfile::TempDir),
+}
+
+impl Staged {
+    /// Put the archive at `out` (replacing what is there only if `force`).
+    pub fn commit(self, out: &Path, force: bool) -> Result<()> {
+        match self {
+            Staged::File { tmp, executable } => persist(tmp, out, force, executable),
+            Staged::Dir(tmp) => {
+                if force && fs::symlink_metadata(out).is_ok() {
+                    let r = if out.is_dir() {
+                        fs::remove_dir_all(out)
+                    } else {
+                        fs::remove_file(out)
+                    };
+                    r.map_err(PackError::io("removing", out))?;
+                }
+                // Not `keep()` before the rename: a failed rename still removes the temp dir.
+                fs::rename(tmp.path(), out).map_err(PackError::io("renaming to", out))?;
+                let _ = tmp.keep();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Writes the archive to a temp file (or directory) next to `out`.
 pub(super) fn write_archive(
     items: &[Item],
     ctx: &Ctx<'_>,
@@ -102,10 +150,24 @@ pub(super) fn write_archive(
     label: &Label<'_>,
 ) -> Result<Written> {
     remove_stale_temps(&out.dir);
-    let written = match how.format {
-        Format::TarGz | Format::TarZst => return write_tar_file(items, ctx, out, how),
-        Format::Sh => write_installer(items, ctx, out, how, label).map(Some),
-        Format::Squashfs => write_squashfs(items, ctx, out, how).map(Some),
+    match how.format {
+        Format::TarGz | Format::TarZst => write_tar_file(items, ctx, out, how),
+        Format::Sh => {
+            let (tmp, sha256) = write_installer(items, ctx, out, how, label)?;
+            let staged = Staged::File {
+                tmp,
+                executable: true,
+            };
+            Ok(Written::plain(staged, Some(sha256)))
+        }
+        Format::Squashfs => {
+            let (tmp, sha256) = write_squashfs(items, ctx, out, how)?;
+            let staged = Staged::File {
+                tmp,
+                executable: false,
+            };
+            Ok(Written::plain(staged, Some(sha256)))
+        }
         Format::Zip => {
             let tmp = temp_file(&out.dir)?;
             let tmp_path = tmp.path().to_path_buf();
@@ -115,8 +177,11 @@ pub(super) fn write_archive(
                 .map_err(PackError::io("syncing", tmp_path.clone()))?;
             let sha256 = envship_spec::digest::sha256_file(&tmp_path)
                 .map_err(PackError::io("reading", tmp_path))?;
-            persist(tmp, &out.archive, how.force)?;
-            Ok(Some(sha256))
+            let staged = Staged::File {
+                tmp,
+                executable: false,
+            };
+            Ok(Written::plain(staged, Some(sha256)))
         }
         Format::Dir => {
             let tmp = tempfile::Builder::new()
@@ -124,24 +189,12 @@ pub(super) fn write_archive(
                 .tempdir_in(&out.dir)
                 .map_err(PackError::io("creating a temp dir in", &out.dir))?;
             write_dir(items, tmp.path(), ctx)?;
-            let out_path = &out.archive;
-            if how.force && fs::symlink_metadata(out_path).is_ok() {
-                let r = if out_path.is_dir() {
-                    fs::remove_dir_all(out_path)
-                } else {
-                    fs::remove_file(out_path)
-                };
-                r.map_err(PackError::io("removing", out_path))?;
-            }
-            let kept = tmp.keep();
-            fs::rename(&kept, out_path).map_err(PackError::io("renaming to", out_path))?;
-            Ok(None)
+            Ok(Written::plain(Staged::Dir(tmp), None))
         }
-    };
-    written.map(Written::plain)
+    }
 }
 
-/// A compressed tar, hashed as it is written, renamed into place.
+/// A compressed tar, hashed as it is written.
 fn write_tar_file(
     items: &[Item],
     ctx: &Ctx<'_>,
@@ -149,8 +202,11 @@ fn write_tar_file(
     how: &Compression,
 ) -> Result<Written> {
     let (tmp, sha256, blocks) = write_tar_temp(items, ctx, &out.dir, how)?;
-    persist(tmp, &out.archive, how.force)?;
     Ok(Written {
+        staged: Staged::File {
+            tmp,
+            executable: false,
+        },
         sha256: Some(sha256),
         blocks: Some(blocks),
     })
@@ -365,10 +421,17 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-pub(super) fn persist(tmp: tempfile::NamedTempFile, out: &Path, force: bool) -> Result<()> {
-    // The temp file is 0600; the archive is for the team that deploys it.
-    envship_spec::output::set_output_mode(tmp.as_file())
-        .map_err(PackError::io("setting mode of", tmp.path().to_path_buf()))?;
+fn persist(tmp: tempfile::NamedTempFile, out: &Path, force: bool, executable: bool) -> Result<()> {
+    // The temp file is 0600; the archive is for the team that deploys it. The installer is run
+    // with `sh FILE`, but `./FILE` should work too.
+    let mode = if executable {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o755))
+    } else {
+        envship_spec::output::set_output_mode(tmp.as_file())
+    };
+    mode.map_err(PackError::io("setting mode of", tmp.path().to_path_buf()))?;
     let r = if force {
         tmp.persist(out).map(|_| ())
     } else {
@@ -385,9 +448,9 @@ pub(super) fn persist(tmp: tempfile::NamedTempFile, out: &Path, force: bool) -> 
     })
 }
 
-/// The `.sha256` sidecar, in `sha256sum` format.
-pub(super) fn write_sha256_sidecar(out: &Destination, sum: &str) -> Result<()> {
-    relocate::write_atomic(
+/// The `.sha256` sidecar, in `sha256sum` format, staged.
+pub(super) fn stage_sha256_sidecar(out: &Destination, sum: &str) -> Result<StagedFile> {
+    relocate::stage_atomic(
         &out.sha256,
         format!("{sum}  {}\n", out.file_name()).as_bytes(),
     )

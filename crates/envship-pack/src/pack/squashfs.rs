@@ -21,7 +21,7 @@ use backhand::{
 };
 
 use super::{
-    output::{persist, temp_file, Compression, Destination},
+    output::{temp_file, Compression, Destination},
     plan::{Item, ItemKind},
     writers::Ctx,
 };
@@ -103,21 +103,31 @@ fn compressor(
     FilesystemCompressor::new(id, Some(options))
 }
 
-/// Writes the items as a squashfs image to `out` and returns its sha256.
+/// Writes the items as a squashfs image to a synced temp file in `out`'s directory and returns
+/// it and its sha256.
 pub(super) fn write_squashfs(
     items: &[Item],
     ctx: &Ctx<'_>,
     out: &Destination,
     how: &Compression,
-) -> Result<String> {
+) -> Result<(tempfile::NamedTempFile, String)> {
     let tmp = temp_file(&out.dir)?;
     let tmp_path = tmp.path().to_path_buf();
+    // backhand's errors print nothing (its `error-strings` feature is off): a failed write
+    // (a full disk) is reported as the I/O error it wraps.
     let fs_err = |action: &'static str| {
         let path = tmp_path.clone();
-        move |source| PackError::Squashfs {
-            action,
-            path,
-            source,
+        move |source| match source {
+            backhand::BackhandError::StdIo(source) => PackError::Io {
+                action,
+                path,
+                source,
+            },
+            source => PackError::Squashfs {
+                action,
+                path,
+                source,
+            },
         }
     };
     let mtime = u32::try_from(ctx.mtime).unwrap_or(u32::MAX);
@@ -168,8 +178,7 @@ pub(super) fn write_squashfs(
         .map_err(PackError::io("syncing", tmp_path.clone()))?;
     let sha256 = envship_spec::digest::sha256_file(&tmp_path)
         .map_err(PackError::io("reading", tmp_path.clone()))?;
-    persist(tmp, &out.archive, how.force)?;
-    Ok(sha256)
+    Ok((tmp, sha256))
 }
 
 fn lazy<'c>(ctx: &'c Ctx<'c>, kind: &'c ItemKind) -> LazyContent<'c> {

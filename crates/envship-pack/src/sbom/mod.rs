@@ -211,9 +211,16 @@ pub fn build(root: &Path, pip: &[PipPackage], about: &About<'_>) -> Result<(Bom,
 
 /// `bom` written to `path` atomically (pretty JSON, trailing newline).
 pub fn write(path: &Path, bom: &Bom) -> Result<()> {
+    stage(path, bom)?
+        .commit()
+        .map_err(PackError::io("renaming to", path))
+}
+
+/// [`write`] up to the rename: a temp file next to `path`.
+pub fn stage(path: &Path, bom: &Bom) -> Result<envship_spec::output::StagedFile> {
     let mut bytes = serde_json::to_vec_pretty(bom).map_err(PackError::SbomJson)?;
     bytes.push(b'\n');
-    crate::relocate::write_atomic(path, &bytes)
+    crate::relocate::stage_atomic(path, &bytes)
 }
 
 #[cfg(test)]

@@ -41,11 +41,22 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         link_from: None,
     };
     let bars = Bars::new(global.quiet);
+    // Without --force DEST is new or empty: a tree record that cannot be written (a full disk)
+    // takes the unpacked tree out again, so that a failed unpack leaves DEST as it was.
+    let existed = args.dest.exists();
     let out = envship_pack::unpack(&args.archive, &args.dest, &opts, &bars)?;
     let recorded = if args.no_record {
         None
     } else {
-        Some(envship_pack::tree::record_tree(&args.dest)?.1)
+        match envship_pack::tree::record_tree(&args.dest) {
+            Ok((_, path)) => Some(path),
+            Err(e) => {
+                if !args.force {
+                    take_out(&args.dest, existed);
+                }
+                return Err(e.into());
+            }
+        }
     };
     if !global.quiet {
         let mut stdout = std::io::stdout().lock();
@@ -71,4 +82,18 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Remove what a failed unpack put in `dest` (leaving the empty directory if it `existed`).
+fn take_out(dest: &std::path::Path, existed: bool) {
+    let removed = std::fs::remove_dir_all(dest).and_then(|()| {
+        if existed {
+            std::fs::create_dir(dest)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = removed {
+        tracing::warn!("could not remove {} after the failure: {e}", dest.display());
+    }
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod container;
 mod exit_codes;
+mod faults;
 mod fleet;
 mod hostile;
 mod interrupt;
