@@ -305,6 +305,16 @@ fn deploy_locked(
     rec.previous = previous.clone();
     let dest = env_dir.join(version);
     if dest.exists() && !opts.force {
+        remove_if_never_live(
+            &opts.root,
+            name,
+            version,
+            previous.as_deref(),
+            &dest,
+            actions,
+        )?;
+    }
+    if dest.exists() && !opts.force {
         return Err(DeployError::Exists { path: dest });
     }
     let final_root = env_root(&dest, &v.manifest);
@@ -443,6 +453,35 @@ fn record_tree(dest: &Path, m: &Manifest, actions: &mut Vec<String>) -> Result<(
         rec.bytes,
         path.display(),
         kept.display()
+    ));
+    Ok(())
+}
+
+/// A version directory that is not live and that no deploy recorded as a success was put in
+/// place by a deploy killed before it switched `current` (kill -9, a lost host): nobody used
+/// it, and the same deploy run again replaces it instead of refusing. A version that went live
+/// once (a success in the log) is never replaced without --force.
+fn remove_if_never_live(
+    root: &Path,
+    name: &str,
+    version: &str,
+    live: Option<&str>,
+    dest: &Path,
+    actions: &mut Vec<String>,
+) -> Result<(), DeployError> {
+    if live == Some(version) {
+        return Ok(());
+    }
+    let deployed = crate::record::read(root)?
+        .iter()
+        .any(|r| r.name == name && r.version == version && r.result == "success");
+    if deployed {
+        return Ok(());
+    }
+    std::fs::remove_dir_all(dest).map_err(DeployError::io("removing", dest))?;
+    actions.push(format!(
+        "removed {}, placed by a deploy that was interrupted before it went live",
+        dest.display()
     ));
     Ok(())
 }

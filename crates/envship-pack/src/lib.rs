@@ -67,7 +67,10 @@ pub use manifest::{BlockIndexRef, Manifest, ManifestTarget, RelocationSummary};
 pub use pack::{pack, BlockReuse, PackOptions, PackOutput, DEFAULT_EPOCH};
 pub use prefix::{CondaPackage, PipPackage};
 pub use relocate::{relocate, RelocateOutput, RelocationList, RELOCATION_LIST};
-pub use unpack::{unpack, LinkFrom, Linked, UnpackOptions, UnpackOutput};
+pub use unpack::{
+    finished as unpack_finished, unpack, unpack_unfinished, unpacking_marker, LinkFrom, Linked,
+    UnpackOptions, UnpackOutput,
+};
 
 /// What the fuzz targets (`fuzz/`) reach that is otherwise private. Not a stable API.
 #[doc(hidden)]

@@ -115,6 +115,7 @@ pub fn publish_to_dir(
             path: dir.to_path_buf(),
         });
     }
+    remove_stale_partials(dir);
     preflight(files)?;
     // Refuse conflicts up front too, so the common case of a re-run with changed content fails
     // before anything moves.
@@ -172,14 +173,29 @@ pub fn publish_to_dir(
     Ok(out)
 }
 
+/// The suffix of a copy in progress: `.NAME.HOST-PID-RANDOM.partial`.
+const PARTIAL: &str = ".partial";
+
+/// Remove the copies in progress that killed publishes of this host left in the drop.
+fn remove_stale_partials(dir: &Path) {
+    envship_spec::stale_temp::remove_left_by_dead(
+        dir,
+        |n| envship_spec::stale_temp::tag_after_name(n, PARTIAL),
+        "publish",
+    );
+}
+
 fn copy_one(src: &Path, dir: &Path, progress: &dyn Progress) -> Result<Copied, PublishError> {
     let name = file_name(src)?;
     let dest = dir.join(&name);
     progress.message("publish", &name);
     let mut input = fs_err::File::open(src).map_err(PublishError::io("reading", src))?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
+        .prefix(&format!(
+            ".{name}.{}",
+            envship_spec::stale_temp::owner_tag()
+        ))
+        .suffix(PARTIAL)
         .tempfile_in(dir)
         .map_err(PublishError::io("creating a temp file in", dir))?;
     let mut bytes = 0u64;

@@ -19,6 +19,7 @@ pub mod output;
 pub mod pip_entries;
 pub mod progress;
 pub mod python_dists;
+pub mod stale_temp;
 pub mod target;
 pub mod version;
 pub mod workspace;

@@ -83,8 +83,10 @@ pub fn stage(path: &Path, bytes: &[u8]) -> io::Result<StagedFile> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // `.NAME.HOST-PID-RANDOM`: what a killed writer leaves says whose it was (see
+    // [`crate::stale_temp`]).
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        .prefix(&format!(".{name}.{}", crate::stale_temp::owner_tag()))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     let mode = std::fs::metadata(path)

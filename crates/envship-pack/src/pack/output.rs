@@ -267,57 +267,20 @@ const TEMP_MARK: &str = ".envship-pack-";
 /// This process's temp-name prefix, `.envship-pack-HOST-PID-`: a pack killed with SIGKILL
 /// leaves its temp file (or directory) behind, and the name says whose it was.
 fn temp_prefix() -> String {
-    format!("{TEMP_MARK}{}-{}-", host_name(), std::process::id())
+    format!("{TEMP_MARK}{}", envship_spec::stale_temp::owner_tag())
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
-/// Remove the temp files and directories that killed packs of this host left in `dir`: those
-/// whose process no longer runs. Another host's (on a shared file system) cannot be told dead
-/// from here, and a live pack's temp file is its own: both are left alone.
+/// Remove the temp files and directories that killed packs of this host left in `dir`: the
+/// archive's, and the sidecars' (written by `write_atomic`, `.NAME.HOST-PID-RANDOM`).
 pub(super) fn remove_stale_temps(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let host = host_name();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(TEMP_MARK) else {
-            continue;
-        };
-        // HOST-PID-RANDOM: the random part has no '-', the host name may.
-        let mut parts = rest.rsplitn(3, '-');
-        let (_, pid, owner) = (parts.next(), parts.next(), parts.next());
-        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        let running = Path::new("/proc").join(pid.to_string()).exists();
-        if owner != Some(host.as_str()) || pid == std::process::id() || running {
-            continue;
-        }
-        let path = entry.path();
-        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        match removed {
-            Ok(()) => tracing::info!(
-                "removed {}, left by a pack that was killed (pid {pid})",
-                path.display()
-            ),
-            Err(e) => tracing::warn!(
-                "{} was left by a pack that was killed (pid {pid}); cannot remove it: {e}",
-                path.display()
-            ),
-        }
-    }
+    envship_spec::stale_temp::remove_left_by_dead(
+        dir,
+        |n| match n.strip_prefix(TEMP_MARK) {
+            Some(_) => Some(TEMP_MARK.len()),
+            None => envship_spec::stale_temp::tag_after_name(n, ""),
+        },
+        "pack",
+    );
 }
 
 /// Starts the kernel's writeback of every 32 MiB written, without waiting for it, so that the
@@ -454,35 +417,4 @@ pub(super) fn stage_sha256_sidecar(out: &Destination, sum: &str) -> Result<Stage
         &out.sha256,
         format!("{sum}  {}\n", out.file_name()).as_bytes(),
     )
-}
-
-#[cfg(test)]
-mod stale_temp_tests {
-    use super::*;
-
-    #[test]
-    fn only_the_temps_of_dead_packs_of_this_host_are_removed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let host = host_name();
-        // No pid reaches 4194304 (the kernel's largest pid_max): that pack is gone.
-        let dead = format!("{TEMP_MARK}{host}-4194305-AbC123");
-        let mine = format!("{}XyZ", temp_prefix());
-        let other_host = format!("{TEMP_MARK}{host}x-4194305-AbC123");
-        let not_pack = "bulk-1.0-rhel8-linux-64.tar.gz".to_string();
-        for n in [&dead, &mine, &other_host, &not_pack] {
-            fs::write(dir.path().join(n), b"x").expect("write");
-        }
-        let dead_dir = format!("{TEMP_MARK}{host}-4194306-Dir1");
-        fs::create_dir(dir.path().join(&dead_dir)).expect("mkdir");
-        fs::write(dir.path().join(&dead_dir).join("f"), b"x").expect("write");
-        remove_stale_temps(dir.path());
-        let mut left: Vec<String> = fs::read_dir(dir.path())
-            .expect("read_dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        let mut want = vec![mine, other_host, not_pack];
-        want.sort();
-        assert_eq!(left, want);
-    }
 }

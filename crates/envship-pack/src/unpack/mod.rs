@@ -66,9 +66,11 @@ pub struct UnpackOutput {
 }
 
 mod link;
+mod marker;
 mod squashfs;
 
 pub use link::{LinkFrom, Linked};
+pub use marker::{finished, unpacking_marker};
 
 /// Files at most this big are handed to worker threads; bigger ones are streamed.
 const SMALL: u64 = 1 << 20;
@@ -94,19 +96,6 @@ fn has_symlink_ancestor(name: &ArchivePath, symlinks: &HashSet<ArchivePath>) -> 
             .flatten()
             .is_some_and(|a| symlinks.contains(&a))
     })
-}
-
-/// What an unpack's marker says: it started into an empty DEST, or over existing files.
-const MARK_FRESH: &str = "unpacking into an empty directory";
-const MARK_OVER: &str = "unpacking over existing files";
-
-/// `PARENT/.NAME.unpacking`, beside DEST while an unpack writes into it (kept by a kill).
-pub fn unpacking_marker(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.unpacking"))
 }
 
 fn dest_is_empty(dest: &Path) -> Result<bool> {
@@ -206,6 +195,20 @@ pub fn unpack(
     opts: &UnpackOptions,
     progress: &dyn Progress,
 ) -> Result<UnpackOutput> {
+    let out = unpack_unfinished(archive, dest, opts, progress)?;
+    marker::finished(dest);
+    Ok(out)
+}
+
+/// [`unpack`], with DEST still marked as unfinished ([`unpacking_marker`]) until the caller
+/// calls [`finished`]: for a caller that writes more (the tree record) before DEST counts as
+/// complete, so that a kill before then is cleared by the next unpack too.
+pub fn unpack_unfinished(
+    archive: &Path,
+    dest: &Path,
+    opts: &UnpackOptions,
+    progress: &dyn Progress,
+) -> Result<UnpackOutput> {
     let kind = ArchiveKind::sniff_file(archive)?;
     match kind {
         ArchiveKind::Squashfs => tracing::info!(
@@ -220,21 +223,18 @@ pub fn unpack(
         _ => {}
     }
     let dest = std::path::absolute(dest).map_err(PackError::io("resolving", dest))?;
-    let marker = unpacking_marker(&dest);
     let fresh = dest_is_empty(&dest)?;
     if !opts.force && !fresh {
         // Only an unpack into an empty DEST that was killed may be cleared: its marker says
         // that everything in DEST is what it wrote.
-        match fs::read_to_string(&marker).as_deref().map(str::trim) {
-            Ok(MARK_FRESH) => {
-                tracing::warn!(
-                    "{} holds an unpack that was interrupted (killed): removing it and unpacking again",
-                    dest.display()
-                );
-                fs::remove_dir_all(&dest).map_err(PackError::io("removing", &dest))?;
-            }
-            _ => return Err(PackError::DestNotEmpty { path: dest }),
+        if !marker::interrupted_fresh(&dest) {
+            return Err(PackError::DestNotEmpty { path: dest });
         }
+        tracing::warn!(
+            "{} holds an unpack that was interrupted (killed): removing it and unpacking again",
+            dest.display()
+        );
+        fs::remove_dir_all(&dest).map_err(PackError::io("removing", &dest))?;
     }
     // The directories made for DEST itself, outermost first, to remove them on failure.
     let made: Vec<PathBuf> = dest
@@ -246,18 +246,13 @@ pub fn unpack(
         .rev()
         .collect();
     fs::create_dir_all(&dest).map_err(PackError::io("creating", &dest))?;
-    // Beside DEST, not in it (the environment may be DEST's single top directory): a reader,
-    // or the next unpack, can tell an unpack that never finished from a finished one.
-    let mark = if fresh { MARK_FRESH } else { MARK_OVER };
-    if let Err(e) = fs::write(&marker, format!("{mark}\n")) {
-        tracing::debug!("cannot write {}: {e}", marker.display());
-    }
+    marker::mark(&dest, fresh);
     let root = Beneath::open(&dest)
         .map_err(PackError::io("opening", &dest))?
         .with_journal();
     let result = unpack_into(archive, kind, &root, opts, progress);
-    let _ = fs::remove_file(&marker);
     if result.is_err() {
+        marker::finished(&dest);
         let left = root.rollback();
         for dir in made.iter().rev() {
             let _ = fs::remove_dir(dir);

@@ -44,7 +44,9 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     // Without --force DEST is new or empty: a tree record that cannot be written (a full disk)
     // takes the unpacked tree out again, so that a failed unpack leaves DEST as it was.
     let existed = args.dest.exists();
-    let out = envship_pack::unpack(&args.archive, &args.dest, &opts, &bars)?;
+    // DEST stays marked unfinished until its record is written: a kill while recording is
+    // cleared by the next unpack, as one while extracting is.
+    let out = envship_pack::unpack_unfinished(&args.archive, &args.dest, &opts, &bars)?;
     let recorded = if args.no_record {
         None
     } else {
@@ -54,10 +56,12 @@ pub fn execute(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
                 if !args.force {
                     take_out(&args.dest, existed);
                 }
+                envship_pack::unpack_finished(&args.dest);
                 return Err(e.into());
             }
         }
     };
+    envship_pack::unpack_finished(&args.dest);
     if !global.quiet {
         let mut stdout = std::io::stdout().lock();
         writeln!(

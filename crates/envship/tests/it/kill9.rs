@@ -89,12 +89,13 @@ fn kill_after(cmd: &mut Command, after: Duration) {
 }
 
 /// For each of [`POINTS`] offsets across an unkilled run of `make()`: `reset()`, start it,
-/// kill it there, `after_kill(point)`, run it again to the end and `after_rerun(point)`.
+/// kill it there, `after_kill(point)`, then (unless `after_kill` found the run finished, and a
+/// second run would rightly refuse) run it again to the end and `after_rerun(point)`.
 fn sweep(
     name: &str,
     make: impl Fn() -> Command,
     reset: impl Fn(),
-    after_kill: impl Fn(&str),
+    after_kill: impl Fn(&str) -> Rerun,
     after_rerun: impl Fn(&str),
 ) {
     reset();
@@ -108,11 +109,22 @@ fn sweep(
             at.as_millis(),
             full.as_millis()
         );
-        after_kill(&point);
+        if after_kill(&point) == Rerun::Finished {
+            continue;
+        }
         run_ok(&format!("{name}, run again after it was {point}"), make());
         after_rerun(&point);
     }
     eprintln!("{name}: {POINTS} kills across {} ms", full.as_millis());
+}
+
+/// Whether the killed run had finished its work before the kill.
+#[derive(PartialEq, Eq)]
+enum Rerun {
+    /// Run it again: it must complete the work.
+    Needed,
+    /// The kill came after the work was complete.
+    Finished,
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -185,7 +197,7 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
         || {
             let _ = std::fs::remove_dir_all(&prefix);
         },
-        |_| {},
+        |_| Rerun::Needed,
         |point| assert_eq!(tree(&prefix.join("lib")), clean, "{point}: lib/ differs"),
     );
 
@@ -195,6 +207,8 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
     let pack = || {
         envship_cmd(&[
             os("pack"),
+            os("--name"),
+            os("bulk"),
             os("--prefix"),
             prefix.as_os_str(),
             os("--version"),
@@ -229,7 +243,10 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
             let _ = std::fs::remove_dir_all(&dist);
             std::fs::create_dir_all(&dist).unwrap();
         },
-        check_pack,
+        |point| {
+            check_pack(point);
+            Rerun::Needed
+        },
         |point| {
             assert_eq!(sha256(&archive), whole, "{point}");
             assert_eq!(names(&dist), packed, "{point}: what is left in dist/");
@@ -247,7 +264,24 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
         || {
             let _ = std::fs::remove_dir_all(&dest);
         },
-        |_| {},
+        |point| {
+            // Unmarked, DEST is complete (and a second unpack into it rightly refuses).
+            let marked = envship_pack::unpacking_marker(&dest).exists();
+            if marked || !dest.exists() {
+                return Rerun::Needed;
+            }
+            assert_eq!(
+                tree(&dest.join("lib")),
+                unpacked,
+                "{point}: unmarked, incomplete"
+            );
+            let record = envship_pack::tree::record_path(&dest);
+            assert!(
+                record.is_file(),
+                "{point}: unmarked, without its tree record"
+            );
+            Rerun::Finished
+        },
         |point| assert_eq!(tree(&dest.join("lib")), unpacked, "{point}: lib/ differs"),
     );
 
@@ -261,6 +295,7 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
             drop.as_os_str(),
         ])
     };
+    std::fs::create_dir(&drop).unwrap();
     run_ok("publish", publish());
     let published = names(&drop);
     let check_drop = |point: &str| {
@@ -280,8 +315,12 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
         publish,
         || {
             let _ = std::fs::remove_dir_all(&drop);
+            std::fs::create_dir(&drop).unwrap();
         },
-        check_drop,
+        |point| {
+            check_drop(point);
+            Rerun::Needed
+        },
         |point| assert_eq!(names(&drop), published, "{point}: what is in the drop"),
     );
 
@@ -292,6 +331,8 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
         "pack 2.0",
         envship_cmd(&[
             os("pack"),
+            os("--name"),
+            os("bulk"),
             os("--prefix"),
             prefix.as_os_str(),
             os("--version"),
@@ -338,6 +379,12 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
                 to.display()
             );
             verify_current(point);
+            // Live on 2.0: the deploy was done (a second deploy of 2.0 rightly refuses).
+            if to == PathBuf::from("2.0") {
+                Rerun::Finished
+            } else {
+                Rerun::Needed
+            }
         },
         |point| {
             assert_eq!(std::fs::read_link(&current).unwrap(), PathBuf::from("2.0"));
