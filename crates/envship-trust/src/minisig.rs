@@ -318,8 +318,25 @@ pub fn verify_file(file: &Path, keys: &[TrustedKey]) -> Result<MinisignVerified,
         }
         Err(e) => return Err(io("reading", &sig_path)(e)),
     };
+    verify_signature(file, &sig_path, &text, keys, || {
+        std::fs::File::open(file).map_err(io("reading", file))
+    })
+}
+
+/// Check the signature `text` (read from `sig_path`, which names it in errors) against the bytes
+/// of `file` that `open` gives, with one of `keys`. [`verify_file`] without the file system, so
+/// that a fuzz target can run every check in memory; `open` runs only once the signature parses
+/// and names a trusted key, as [`verify_file`] opens a large archive only then.
+#[doc(hidden)]
+pub fn verify_signature<R: std::io::Read>(
+    file: &Path,
+    sig_path: &Path,
+    text: &str,
+    keys: &[TrustedKey],
+    open: impl FnOnce() -> Result<R, MinisignError>,
+) -> Result<MinisignVerified, MinisignError> {
     let bad = |reason: String| MinisignError::BadSignature {
-        path: sig_path.clone(),
+        path: sig_path.to_path_buf(),
         reason,
     };
     let sig = SignatureBox::from_string(&text).map_err(|e| bad(e.to_string()))?;
@@ -331,7 +348,7 @@ pub fn verify_file(file: &Path, keys: &[TrustedKey]) -> Result<MinisignVerified,
             trusted: keys.iter().map(|k| k.id.clone()).collect(),
         });
     };
-    let data = std::fs::File::open(file).map_err(io("reading", file))?;
+    let data = open()?;
     minisign::verify(
         &key.key,
         &sig,

@@ -117,12 +117,18 @@ impl BlockIndex {
     /// Read an index file, checking that its blocks follow each other.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = fs::read(path).map_err(PackError::io("reading", path))?;
+        Self::parse(&bytes, path)
+    }
+
+    /// Parse an index file's bytes (read from `path`, which only names it in errors), checking
+    /// that its blocks follow each other: [`Self::read`] without the file system.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
         let bad = |reason: String| PackError::BadBlockIndex {
             path: path.to_path_buf(),
             reason,
         };
         let index: BlockIndex =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a block index: {e}")))?;
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("not a block index: {e}")))?;
         if index.index_version != INDEX_VERSION {
             return Err(bad(format!(
                 "index version {} (this envship reads {INDEX_VERSION})",
