@@ -41,7 +41,7 @@ flags=(-O -a)
 # and ELF targets write every input to disk: their cost grows with its size.
 declare -A max_len=(
   [unpack_tar_gz]=12288 [unpack_tar_zst]=12288 [unpack_zip]=4096 [deflate_walk]=4096
-  [elf_audit]=16384 [env_yml]=8192 [lock_read]=16384 [relocation_list]=2048
+  [elf_audit]=8192 [env_yml]=8192 [lock_read]=16384 [relocation_list]=2048
   [trust_policy]=2048 [minisign]=1024 [sigstore_bundle]=16384 [project_config]=2048
   [block_cache_entry]=2048 [block_index]=4096
 )
@@ -53,10 +53,12 @@ seed() { # seed TARGET FILE...
   for f in "$@"; do [ -f "$f" ] && cp -n "$f" "$dir/" 2>/dev/null || true; done
 }
 seed env_yml "$fixtures"/envs/*.yml "$fixtures"/locks/*environment*.y*ml examples/*/environment.yml
-seed lock_read "$fixtures"/locks/*lock* examples/*/envship.lock
+# Small locks (the fixtures' are up to 480 KiB, cut by -max_len), then the fixtures.
+seed lock_read fuzz/seeds/locks/*.lock "$fixtures"/locks/*lock* examples/*/envship.lock
 seed relocation_list fuzz/seeds/relocate.txt
-# Small ELF files only: the audit target writes each input twice and audits a prefix.
-seed elf_audit /bin/true
+# Small ELF files only (examples/recipe's, built as its build.sh does): the audit target writes
+# each input twice and audits a prefix.
+seed elf_audit fuzz/seeds/elf/*
 seed trust_policy fuzz/seeds/trust/*.toml
 seed sigstore_bundle crates/envship-trust/tests/data/sigstore/*.sigstore.json
 seed project_config examples/*/envship.toml fuzz/seeds/config/*.toml
