@@ -41,7 +41,7 @@ flags=(-O -a)
 # and ELF targets write every input to disk: their cost grows with its size.
 declare -A max_len=(
   [unpack_tar_gz]=12288 [unpack_tar_zst]=12288 [unpack_zip]=4096 [deflate_walk]=4096
-  [elf_audit]=8192 [env_yml]=8192 [lock_read]=16384 [relocation_list]=2048
+  [elf_audit]=8192 [env_yml]=4096 [lock_read]=4096 [relocation_list]=2048
   [trust_policy]=2048 [minisign]=1024 [sigstore_bundle]=16384 [project_config]=2048
   [block_cache_entry]=2048 [block_index]=4096
 )

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
                 Path::new("data.txt.minisig"),
                 text,
                 std::slice::from_ref(key),
-                || Ok(SIGNED),
+                || Ok(std::io::Cursor::new(SIGNED)),
             );
             match r {
                 Ok(v) => assert_eq!(v.key_id, key.id),
