@@ -1,5 +1,10 @@
 //! The gzip block walker: on any bytes it must not panic; on streams that libdeflate or flate2
 //! compressed from the input it must find the final block ending exactly at the stream's end.
+//!
+//! This target does not reach a million executions in 10 minutes: each input is also compressed
+//! twice (libdeflate at up to level 12, its slowest, and zlib-rs) and inflated once, to check
+//! the walk on real streams; that, not the walk, is most of the ~2.8 ms per 4 KiB input (360
+//! exec/s measured under load). The walk on the raw bytes alone would be far faster.
 #![no_main]
 use std::io::Write;
 
