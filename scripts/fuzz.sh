@@ -9,7 +9,8 @@
 #                                          run, no fuzzing
 #   scripts/fuzz.sh --cmin [TARGET...]     merge the scratch corpus (fuzz/corpus/TARGET, after a
 #                                          run) into fuzz/regression/TARGET, keeping only inputs
-#                                          that add coverage and are at most 64 KiB
+#                                          that add coverage and are at most 64 KiB, to
+#                                          128 KiB per target
 # Exits non-zero on the first crash (the reproducer is in fuzz/artifacts/TARGET/; add it to
 # fuzz/regression/TARGET with the fix). Seeds come from ../shared/fixtures, the examples, the
 # crates' test data and fuzz/seeds. Needs the nightly toolchain and cargo-fuzz (`cargo install
@@ -137,7 +138,12 @@ cmin)
     # -merge=1 adds to $dir only the inputs that give coverage $dir does not have yet.
     "${fuzz[@]}" run "${flags[@]}" "$t" "$dir" "$small" -- -merge=1 \
       -max_len="${max_len[$t]:-4096}" -rss_limit_mb=2048 >"$log" 2>&1 || crashed "$t" "$log"
-    echo "$t: $(find "$dir" -type f | wc -l) inputs, $(du -sk "$dir" | cut -f1) KiB"
+    # A budget of 128 KiB per target keeps the committed corpora small: past it the largest
+    # inputs go (merge keeps a feature's smallest input, so few features go with them). Past
+    # crashes and hangs (crash-*, hang-*) always stay.
+    find "$dir" -type f ! -name 'crash-*' ! -name 'hang-*' -printf '%s %p\n' | sort -n \
+      | awk -v b=$((128 * 1024)) '{ s += $1; if (s > b) print $2 }' | xargs -r rm -f
+    echo "$t: $(find "$dir" -type f | wc -l) inputs, $(cat "$dir"/* | wc -c) bytes"
     rm -rf "$small" "$log"
   done
   ;;
