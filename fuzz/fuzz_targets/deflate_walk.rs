@@ -1,5 +1,10 @@
 //! The gzip block walker: on any bytes it must not panic; on streams that libdeflate or flate2
 //! compressed from the input it must find the final block ending exactly at the stream's end.
+//!
+//! This target does not reach a million executions in 10 minutes: each input is also compressed
+//! twice (libdeflate at up to level 12, its slowest, and zlib-rs) and inflated once, to check
+//! the walk on real streams; that, not the walk, is most of the ~1.4 ms of CPU per input of up to
+//! 4 KiB (360 exec/s with about half a core). The walk on the raw bytes alone is far faster.
 #![no_main]
 use std::io::Write;
 

@@ -291,6 +291,11 @@ impl Walker {
         loop {
             // 56 bits cover the longest item: code 15 + extra 5 + distance 15 + extra 13.
             b.refill();
+            // A corrupt stream could loop long on zeros past the end: stop there. Checked on
+            // every item: zeros past the end can decode as literals, which loop too.
+            if b.next > limit {
+                return None;
+            }
             let sym = self.lit.decode(&mut b)?;
             if sym < 256 {
                 // Two more literals fit without a refill most of the time.
@@ -322,10 +327,6 @@ impl Walker {
                 return Some(b);
             }
             self.length_distance(&mut b, sym)?;
-            // A corrupt stream could loop long on zeros past the end: stop there.
-            if b.next > limit {
-                return None;
-            }
         }
     }
 
@@ -406,6 +407,31 @@ mod tests {
             assert_eq!(f.end_bit.div_ceil(8), len, "n={n} level={level}");
             assert_eq!(out[f.header_bit / 8] >> (f.header_bit % 8) & 1, 1);
         }
+    }
+
+    #[test]
+    fn a_dynamic_block_whose_zeros_past_the_end_decode_as_literals_ends() {
+        // Found by the deflate_walk fuzz target: the walk looped for ever on the zeros past the
+        // end, which this block's literal code decodes as literals (the end check was only on
+        // the length/distance path).
+        let hex = [
+            "a42e2e2f0000b0060000000000012400000000000000000000000000003a000000000000000000000000000000000000",
+            "000000000000000000dada00000000000000000000000000000000000000003030303037353500303030303030300030",
+            "303030303030003030303030303030303030003030303030303030303030003031323433300020350000000000000000",
+            "00000000000000000000000000000000000000000000000002000000000000000000000000000000000000000000dada",
+            "dadadadadada00",
+        ]
+        .concat();
+        let data: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(Walker::new().final_block(&data)));
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the walk ends");
+        assert_eq!(got, None);
     }
 
     #[test]

@@ -136,11 +136,19 @@ impl ProjectConfig {
             path: path.clone(),
             source,
         })?;
-        let config = toml::from_str::<Self>(&text).map_err(|e| ConfigError::Invalid {
+        Self::parse(&text, &path).map(|config| Some((path, config)))
+    }
+
+    /// Parse `text`, the contents of the `envship.toml` at `path` (which only names it in
+    /// errors): [`Self::load_from_dir`] without the file system, for fuzzing and callers that
+    /// already hold the text.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let path = path.to_path_buf();
+        let config = toml::from_str::<Self>(text).map_err(|e| ConfigError::Invalid {
             path: path.clone(),
             message: e.message().to_string(),
             at: e.span().map(|r| SourceSpan::new(r.start.into(), r.len())),
-            src: NamedSource::new(path.display().to_string(), text.clone()),
+            src: NamedSource::new(path.display().to_string(), text.to_string()),
         })?;
         if config.target.is_some() && config.targets.is_some() {
             let at = text.find("targets").map(|i| SourceSpan::new(i.into(), 7));
@@ -148,7 +156,7 @@ impl ProjectConfig {
                 path: path.clone(),
                 message: "`target` and `targets` both given: keep one".into(),
                 at,
-                src: NamedSource::new(path.display().to_string(), text.clone()),
+                src: NamedSource::new(path.display().to_string(), text.to_string()),
             });
         }
         if config.targets.as_ref().is_some_and(Vec::is_empty) {
@@ -157,10 +165,10 @@ impl ProjectConfig {
                 path: path.clone(),
                 message: "`targets` is empty".into(),
                 at,
-                src: NamedSource::new(path.display().to_string(), text.clone()),
+                src: NamedSource::new(path.display().to_string(), text.to_string()),
             });
         }
-        Ok(Some((path, config)))
+        Ok(config)
     }
 }
 

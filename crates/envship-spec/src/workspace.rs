@@ -141,26 +141,7 @@ impl Workspace {
         exclude: &[String],
     ) -> Result<Self, WorkspaceError> {
         let dirs = candidate_dirs(root)?;
-        let exclude: Vec<Glob> = exclude
-            .iter()
-            .map(|g| Glob::parse(g, config_path))
-            .collect::<Result<_, _>>()?;
-        let mut names = std::collections::BTreeSet::new();
-        for g in globs {
-            let glob = Glob::parse(g, config_path)?;
-            let hits: Vec<&String> = dirs.iter().filter(|d| glob.matches(d)).collect();
-            if hits.is_empty() {
-                return Err(WorkspaceError::NoMatch {
-                    path: config_path.to_path_buf(),
-                    glob: g.clone(),
-                });
-            }
-            names.extend(
-                hits.into_iter()
-                    .filter(|d| !exclude.iter().any(|x| x.matches(d)))
-                    .cloned(),
-            );
-        }
+        let names = select_members(config_path, &dirs, globs, exclude)?;
         let mut members = Vec::new();
         for name in names {
             let dir = root.join(&name);
@@ -211,6 +192,40 @@ impl Workspace {
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)
     }
+}
+
+/// The members among `dirs` (candidate directories, `/`-separated and relative to the root):
+/// those a glob of `globs` matches and no glob of `exclude` does, sorted. Every glob must be
+/// valid and every one of `globs` must match; `config_path` names the root envship.toml in
+/// errors. Public for the fuzz target of workspace configs, which has no directory tree.
+#[doc(hidden)]
+pub fn select_members(
+    config_path: &Path,
+    dirs: &[String],
+    globs: &[String],
+    exclude: &[String],
+) -> Result<std::collections::BTreeSet<String>, WorkspaceError> {
+    let exclude: Vec<Glob> = exclude
+        .iter()
+        .map(|g| Glob::parse(g, config_path))
+        .collect::<Result<_, _>>()?;
+    let mut names = std::collections::BTreeSet::new();
+    for g in globs {
+        let glob = Glob::parse(g, config_path)?;
+        let hits: Vec<&String> = dirs.iter().filter(|d| glob.matches(d)).collect();
+        if hits.is_empty() {
+            return Err(WorkspaceError::NoMatch {
+                path: config_path.to_path_buf(),
+                glob: g.clone(),
+            });
+        }
+        names.extend(
+            hits.into_iter()
+                .filter(|d| !exclude.iter().any(|x| x.matches(d)))
+                .cloned(),
+        );
+    }
+    Ok(names)
 }
 
 /// Every directory under `root` (to [`MAX_DEPTH`]) holding an `environment.yml`, as

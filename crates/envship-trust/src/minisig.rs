@@ -318,11 +318,33 @@ pub fn verify_file(file: &Path, keys: &[TrustedKey]) -> Result<MinisignVerified,
         }
         Err(e) => return Err(io("reading", &sig_path)(e)),
     };
+    verify_signature(file, &sig_path, &text, keys, || {
+        std::fs::File::open(file).map_err(io("reading", file))
+    })
+}
+
+/// Check the signature `text` (read from `sig_path`, which names it in errors) against the bytes
+/// of `file` that `open` gives, with one of `keys`. [`verify_file`] without the file system, so
+/// that a fuzz target can run every check in memory; `open` runs only once the signature parses
+/// and names a trusted key, as [`verify_file`] opens a large archive only then.
+#[doc(hidden)]
+pub fn verify_signature<R: std::io::Read + std::io::Seek>(
+    file: &Path,
+    sig_path: &Path,
+    text: &str,
+    keys: &[TrustedKey],
+    open: impl FnOnce() -> Result<R, MinisignError>,
+) -> Result<MinisignVerified, MinisignError> {
     let bad = |reason: String| MinisignError::BadSignature {
-        path: sig_path.clone(),
+        path: sig_path.to_path_buf(),
         reason,
     };
-    let sig = SignatureBox::from_string(&text).map_err(|e| bad(e.to_string()))?;
+    let sig = SignatureBox::from_string(text).map_err(|e| bad(e.to_string()))?;
+    if !global_signature_is_64_bytes(text) {
+        return Err(bad(
+            "its trusted comment's signature (the 4th line) is not 64 bytes of base64".into(),
+        ));
+    }
     let signed_by = key_id(sig.keynum());
     let Some(key) = keys.iter().find(|k| k.id == signed_by) else {
         return Err(MinisignError::WrongKey {
@@ -331,7 +353,7 @@ pub fn verify_file(file: &Path, keys: &[TrustedKey]) -> Result<MinisignVerified,
             trusted: keys.iter().map(|k| k.id.clone()).collect(),
         });
     };
-    let data = std::fs::File::open(file).map_err(io("reading", file))?;
+    let data = open()?;
     minisign::verify(
         &key.key,
         &sig,
@@ -349,6 +371,22 @@ pub fn verify_file(file: &Path, keys: &[TrustedKey]) -> Result<MinisignVerified,
         key_id: key.id.clone(),
         trusted_comment: sig.trusted_comment().unwrap_or_default(),
     })
+}
+
+/// Whether the 4th line of a signature file (the trusted comment's signature, as minisign reads
+/// it: trimmed, standard base64 with padding) is 64 bytes. minisign 0.10 parses it of any length
+/// and then slices it as 64 bytes: a shorter one made `verify` panic once the file's own
+/// signature held (found by the minisign fuzz target).
+fn global_signature_is_64_bytes(text: &str) -> bool {
+    let Some(line) = text.lines().nth(3).map(str::trim) else {
+        return false;
+    };
+    // 64 bytes are 86 base64 digits and `==`; such a line decodes to 64 bytes or fails.
+    line.len() == 88
+        && line.ends_with("==")
+        && line.as_bytes()[..86]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 /// The two files `envship keygen` wrote.
@@ -479,6 +517,34 @@ mod tests {
         assert!(matches!(err, MinisignError::Exists { .. }), "{err}");
         let second = keygen(&base, true).expect("forced");
         assert_ne!(first.key_id, second.key_id);
+    }
+
+    #[test]
+    fn a_short_trusted_comment_signature_is_an_error_not_a_panic() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let pair = keygen(&d.path().join("facility"), false).expect("keygen");
+        let file = d.path().join("a.tar.gz");
+        std::fs::write(&file, b"archive bytes").expect("write");
+        let sig_path = SigningKey::from_file(&pair.secret)
+            .expect("secret key")
+            .sign_file(&file)
+            .expect("sign");
+        let trusted = TrustedKey::from_file(&pair.public).expect("public key");
+        let text = std::fs::read_to_string(&sig_path).expect("read");
+        // The file's signature stays valid; only the trusted comment's is cut to 5 bytes, which
+        // minisign 0.10 sliced as 64 and panicked on, or given trailing characters.
+        for global in [
+            "AAAAAAA=",
+            &format!("{}AAAA", text.lines().nth(3).expect("4 lines")),
+        ] {
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines[3] = global;
+            std::fs::write(&sig_path, lines.join("\n") + "\n").expect("write");
+            let err = verify_file(&file, std::slice::from_ref(&trusted)).expect_err("cut");
+            assert!(matches!(err, MinisignError::BadSignature { .. }), "{err}");
+        }
+        std::fs::write(&sig_path, &text).expect("write");
+        verify_file(&file, &[trusted]).expect("the untouched signature verifies");
     }
 
     #[test]

@@ -20,7 +20,8 @@ use std::{
 use super::Codec;
 
 const MAGIC: &[u8; 8] = b"ESBLK\x01\0\0";
-const HEADER_LEN: usize = 8 + 8 + 4 + 8 + 8;
+/// The header's length: magic, uncompressed length, CRC, compressed length, checksum.
+pub const HEADER_LEN: usize = 8 + 8 + 4 + 8 + 8;
 /// The default bound on the cache's size.
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 
@@ -160,8 +161,11 @@ impl BlockCache {
     }
 }
 
-/// The CRC and compressed bytes of a valid entry for a block of `ulen` bytes.
-fn parse_entry(bytes: &[u8], ulen: u64) -> Option<(u32, &[u8])> {
+/// The CRC and compressed bytes of a valid entry for a block of `ulen` bytes. Public (hidden)
+/// for the fuzz target of cache entries, which are read from a directory anyone sharing the
+/// cache can write.
+#[doc(hidden)]
+pub fn parse_entry(bytes: &[u8], ulen: u64) -> Option<(u32, &[u8])> {
     let header = bytes.get(..HEADER_LEN)?;
     let field = |r: std::ops::Range<usize>| header.get(r);
     if field(0..8)? != MAGIC {
@@ -178,17 +182,27 @@ fn parse_entry(bytes: &[u8], ulen: u64) -> Option<(u32, &[u8])> {
     valid.then_some((crc, data))
 }
 
+/// The header of the entry for compressed bytes `data` of a block of `ulen` bytes whose CRC-32
+/// is `crc` (the entry is the header, then `data`). Public (hidden) so that the fuzz target can
+/// check that what is written reads back.
+#[doc(hidden)]
+pub fn entry_header(ulen: u64, crc: u32, data: &[u8]) -> [u8; HEADER_LEN] {
+    let clen = data.len() as u64;
+    let mut h = [0u8; HEADER_LEN];
+    h[0..8].copy_from_slice(MAGIC);
+    h[8..16].copy_from_slice(&ulen.to_le_bytes());
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
+    h[20..28].copy_from_slice(&clen.to_le_bytes());
+    h[28..36].copy_from_slice(&checksum(ulen, crc, clen, data).to_le_bytes());
+    h
+}
+
 fn write_entry(path: &Path, ulen: u64, block: &CachedBlock) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let clen = block.data.len() as u64;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     let f = tmp.as_file_mut();
-    f.write_all(MAGIC)?;
-    f.write_all(&ulen.to_le_bytes())?;
-    f.write_all(&block.crc.to_le_bytes())?;
-    f.write_all(&clen.to_le_bytes())?;
-    f.write_all(&checksum(ulen, block.crc, clen, &block.data).to_le_bytes())?;
+    f.write_all(&entry_header(ulen, block.crc, &block.data))?;
     f.write_all(&block.data)?;
     // No fsync: a block lost in a crash is compressed again; a torn one fails its checksum.
     tmp.persist(path).map_err(|e| e.error)?;

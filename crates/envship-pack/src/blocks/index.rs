@@ -117,12 +117,18 @@ impl BlockIndex {
     /// Read an index file, checking that its blocks follow each other.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = fs::read(path).map_err(PackError::io("reading", path))?;
+        Self::parse(&bytes, path)
+    }
+
+    /// Parse an index file's bytes (read from `path`, which only names it in errors), checking
+    /// that its blocks follow each other: [`Self::read`] without the file system.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
         let bad = |reason: String| PackError::BadBlockIndex {
             path: path.to_path_buf(),
             reason,
         };
         let index: BlockIndex =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a block index: {e}")))?;
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("not a block index: {e}")))?;
         if index.index_version != INDEX_VERSION {
             return Err(bad(format!(
                 "index version {} (this envship reads {INDEX_VERSION})",
@@ -132,7 +138,7 @@ impl BlockIndex {
         if index.parsed_codec().is_none() {
             return Err(bad(format!("unknown codec {:?}", index.codec)));
         }
-        let (mut next_c, mut next_u) = (None, 0);
+        let (mut next_c, mut next_u) = (None, 0u64);
         for (i, b) in index.blocks.iter().enumerate() {
             let follows = next_c.is_none_or(|c| c == b.offset) && b.uoffset == next_u;
             if !follows || b.ulen == 0 {
@@ -141,8 +147,13 @@ impl BlockIndex {
                     i.max(1) - 1
                 )));
             }
-            next_c = Some(b.offset + b.clen);
-            next_u = b.uoffset + b.ulen;
+            // Checked: the numbers are the file's, and a block past 2^64 is no block.
+            let (Some(c), Some(u)) = (b.offset.checked_add(b.clen), b.uoffset.checked_add(b.ulen))
+            else {
+                return Err(bad(format!("block {i} ends past 2^64 bytes")));
+            };
+            next_c = Some(c);
+            next_u = u;
         }
         Ok(index)
     }
@@ -172,7 +183,9 @@ pub fn read_block<R: Read + Seek>(
     b: &IndexBlock,
 ) -> io::Result<Vec<u8>> {
     archive.seek(SeekFrom::Start(b.offset))?;
-    let mut compressed = Vec::with_capacity(b.clen as usize);
+    // The lengths are the index's word, not the archive's: buffers grow with what is really
+    // read and inflated, and are reserved up front only to a block's usual size.
+    let mut compressed = Vec::with_capacity(reserve(b.clen));
     archive.by_ref().take(b.clen).read_to_end(&mut compressed)?;
     if compressed.len() as u64 != b.clen {
         return Err(io::Error::new(
@@ -182,14 +195,28 @@ pub fn read_block<R: Read + Seek>(
     }
     let out = match codec {
         Codec::Gzip(_) => {
-            // A non-final raw deflate stream: inflate until the input is used up.
+            // A non-final raw deflate stream: inflate until the input is used up. Deflate
+            // expands at most 1032-fold, so a block's output fits in that much room (and
+            // `decompress_vec` fills the room it is given, never more).
+            let room = b
+                .ulen
+                .min((compressed.len() as u64).saturating_mul(1032))
+                .saturating_add(64);
             let mut d = flate2::Decompress::new(false);
-            let mut out = Vec::with_capacity(b.ulen as usize + 64);
+            let mut out = Vec::with_capacity(usize::try_from(room).unwrap_or(usize::MAX));
             d.decompress_vec(&compressed, &mut out, flate2::FlushDecompress::Sync)
                 .map_err(io::Error::other)?;
             out
         }
-        Codec::Zstd(_) => zstd::bulk::decompress(&compressed, b.ulen as usize)?,
+        Codec::Zstd(_) => {
+            // Streamed, at most one byte more than the index says: zstd's bulk API would
+            // allocate the claimed length first, and zstd has no useful bound on expansion.
+            let mut out = Vec::with_capacity(reserve(b.ulen));
+            zstd::stream::read::Decoder::with_buffer(&compressed[..])?
+                .take(b.ulen.saturating_add(1))
+                .read_to_end(&mut out)?;
+            out
+        }
     };
     if out.len() as u64 != b.ulen || xxhash_rust::xxh3::xxh3_128(&out) != parse_hash(&b.hash) {
         return Err(io::Error::other(format!(
@@ -200,7 +227,87 @@ pub fn read_block<R: Read + Seek>(
     Ok(out)
 }
 
+/// How much of a buffer to reserve for `len` bytes an index claims: all of it up to twice a
+/// block's usual size (a block is at most [`super::BLOCK_SIZE`] plus a run's last entry).
+fn reserve(len: u64) -> usize {
+    usize::try_from(len.min(2 * super::BLOCK_SIZE as u64)).unwrap_or(0)
+}
+
 /// The hash as stored (`0` if it is not hex, which matches no block).
 pub fn parse_hash(hex: &str) -> u128 {
     u128::from_str_radix(hex, 16).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(offset: u64, clen: u64, uoffset: u64, ulen: u64) -> IndexBlock {
+        IndexBlock {
+            offset,
+            clen,
+            uoffset,
+            ulen,
+            hash: "0".into(),
+            entries: Vec::new(),
+        }
+    }
+
+    fn index_json(blocks: Vec<IndexBlock>) -> Vec<u8> {
+        let index = BlockIndex {
+            blocks,
+            ..BlockIndex::new(Codec::Zstd(3))
+        };
+        serde_json::to_vec(&index).expect("json")
+    }
+
+    #[test]
+    fn an_index_whose_blocks_end_past_2_64_is_an_error_not_an_overflow() {
+        let path = Path::new("a.tar.zst.blocks.json");
+        for b in [block(u64::MAX - 1, 5, 0, 1), block(0, 1, u64::MAX, 2)] {
+            let err = BlockIndex::parse(&index_json(vec![b]), path).expect_err("past 2^64");
+            assert!(err.to_string().contains("a.tar.zst.blocks.json"), "{err}");
+        }
+        let fine = vec![block(10, 5, 0, 100), block(15, 7, 100, 50)];
+        assert_eq!(
+            BlockIndex::parse(&index_json(fine), path)
+                .expect("ok")
+                .blocks
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_block_claiming_huge_lengths_is_an_error_not_a_huge_allocation() {
+        // A real zstd frame and a raw deflate block of 100 zero bytes, behind lengths no archive
+        // has: they used to be allocated up front (capacity overflow, or an abort on OOM).
+        let zstd = zstd::bulk::compress(&[0u8; 100], 3).expect("zstd");
+        let mut deflate = Vec::with_capacity(256);
+        flate2::Compress::new(flate2::Compression::fast(), false)
+            .compress_vec(&[0u8; 100], &mut deflate, flate2::FlushCompress::Sync)
+            .expect("deflate");
+        for (codec, data) in [(Codec::Zstd(3), zstd), (Codec::Gzip(6), deflate)] {
+            for (clen, ulen) in [(u64::MAX, u64::MAX), (data.len() as u64, u64::MAX >> 1)] {
+                let mut file = io::Cursor::new(&data);
+                let err = read_block(&mut file, codec, &block(0, clen, 0, ulen))
+                    .expect_err("lengths the block does not have");
+                assert!(
+                    matches!(
+                        err.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::Other
+                    ),
+                    "{codec:?}: {err}"
+                );
+            }
+            // The same block with its true lengths and hash reads back.
+            let mut file = io::Cursor::new(&data);
+            let mut b = block(0, data.len() as u64, 0, 100);
+            b.hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&[0u8; 100]));
+            assert_eq!(
+                read_block(&mut file, codec, &b).expect("reads"),
+                vec![0u8; 100]
+            );
+        }
+    }
 }
