@@ -374,13 +374,13 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
         |point| {
             let to = std::fs::read_link(&current).unwrap();
             assert!(
-                to == PathBuf::from("1.0") || to == PathBuf::from("2.0"),
+                to == Path::new("1.0") || to == Path::new("2.0"),
                 "{point}: current -> {}",
                 to.display()
             );
             verify_current(point);
             // Live on 2.0: the deploy was done (a second deploy of 2.0 rightly refuses).
-            if to == PathBuf::from("2.0") {
+            if to == Path::new("2.0") {
                 Rerun::Finished
             } else {
                 Rerun::Needed
