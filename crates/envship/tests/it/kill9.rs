@@ -20,28 +20,21 @@ use envship_test_support::{ArchiveFormat, ChildDeadline, Deadline, LocalChannel,
 /// Kill points per command.
 const POINTS: u32 = 8;
 
-/// Bytes that do not compress to nothing (xorshift), so pack and unpack take measurable time.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// A channel with one package of many files and a few large ones.
 fn channel() -> LocalChannel {
     let channel = LocalChannel::new();
     let mut pkg = PackageBuilder::new("bulk", "1");
     for i in 0..1500u64 {
-        pkg = pkg.file(&format!("share/bulk/{}/{i}.dat", i % 30), noise(i, 4096));
+        pkg = pkg.file(
+            &format!("share/bulk/{}/{i}.dat", i % 30),
+            envship_test_support::random_bytes(i, 4096),
+        );
     }
     for i in 0..4u64 {
-        pkg = pkg.file(&format!("lib/bulk-{i}.bin"), noise(1000 + i, 3 << 20));
+        pkg = pkg.file(
+            &format!("lib/bulk-{i}.bin"),
+            envship_test_support::random_bytes(1000 + i, 3 << 20),
+        );
     }
     channel.add(&pkg, ArchiveFormat::Conda);
     channel.index();
@@ -204,7 +197,7 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
     // pack: the archive is whole or absent, a sidecar agrees with its archive.
     let dist = root.join("dist");
     let archive = dist.join("bulk-1.0-rhel8-linux-64.tar.gz");
-    let pack = || {
+    let pack_cmd = |version: &str, output: &Path| {
         envship_cmd(&[
             os("pack"),
             os("--name"),
@@ -212,15 +205,16 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
             os("--prefix"),
             prefix.as_os_str(),
             os("--version"),
-            os("1.0"),
+            os(version),
             os("--target"),
             os("rhel8"),
             os("--no-reuse"),
             os("--force"),
             os("-o"),
-            archive.as_os_str(),
+            output.as_os_str(),
         ])
     };
+    let pack = || pack_cmd("1.0", &archive);
     std::fs::create_dir_all(&dist).unwrap();
     run_ok("pack", pack());
     let whole = sha256(&archive);
@@ -327,22 +321,7 @@ fn kill_9_anywhere_leaves_the_old_or_the_complete_new_state() {
     // deploy: `current` is the old complete version or the new complete one.
     let deploy_root = root.join("root");
     let v2 = dist.join("bulk-2.0-rhel8-linux-64.tar.gz");
-    run_ok(
-        "pack 2.0",
-        envship_cmd(&[
-            os("pack"),
-            os("--name"),
-            os("bulk"),
-            os("--prefix"),
-            prefix.as_os_str(),
-            os("--version"),
-            os("2.0"),
-            os("--target"),
-            os("rhel8"),
-            os("-o"),
-            v2.as_os_str(),
-        ]),
-    );
+    run_ok("pack 2.0", pack_cmd("2.0", &v2));
     let deploy = |archive: &Path| {
         envship_cmd(&[
             os("deploy"),
