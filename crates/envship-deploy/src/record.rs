@@ -209,10 +209,7 @@ pub fn current_user() -> String {
 
 /// This host's name.
 pub fn host_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".into())
+    envship_spec::stale_temp::host_name_of_this_machine().unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]

@@ -13,12 +13,17 @@ pub fn owner_tag() -> String {
     format!("{}-{}-", host_name(), std::process::id())
 }
 
-fn host_name() -> String {
+/// This host's name (the kernel's), if it can be read: what deployment records and temp-file
+/// owner tags name the host by.
+pub fn host_name_of_this_machine() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn host_name() -> String {
+    host_name_of_this_machine().unwrap_or_else(|| "localhost".to_string())
 }
 
 /// The pid of a process of this host that no longer runs, when `tagged` (a temp name with its

@@ -219,9 +219,9 @@ fn print_table(done: &[(&Pair, &Outcome)], total: usize, seconds: f64) -> miette
         )
         .into_diagnostic()?;
     }
-    let shipped = done.len() - not_shipped(done).len();
-    write!(out, "{shipped} of {total} pairs shipped in {seconds:.1}s").into_diagnostic()?;
     let failed = not_shipped(done);
+    let shipped = done.len() - failed.len();
+    write!(out, "{shipped} of {total} pairs shipped in {seconds:.1}s").into_diagnostic()?;
     if !failed.is_empty() {
         write!(out, "; NOT shipped: {}", failed.join(", ")).into_diagnostic()?;
     }
@@ -244,11 +244,12 @@ fn print_json(done: &[(&Pair, &Outcome)], total: usize, seconds: f64) -> miette:
             "error": error,
         }));
     }
+    let failed = not_shipped(done);
     let summary = serde_json::json!({
         "pairs": rows,
         "total": total,
-        "shipped": done.len() - not_shipped(done).len(),
-        "not_shipped": not_shipped(done),
+        "shipped": done.len() - failed.len(),
+        "not_shipped": failed,
         "seconds": seconds,
     });
     let mut out = std::io::stdout().lock();
